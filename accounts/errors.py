@@ -1,0 +1,141 @@
+"""Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+
+Every API error goes through here, whether raised by our code (`ApiError`), by DRF
+(validation, authentication, method not allowed) or by Django (404, 500), so clients that
+read OpenAI's errors read ours, and no traceback or path ever reaches a caller.
+"""
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+INVALID_REQUEST = "invalid_request_error"
+SERVER_ERROR = "server_error"
+
+# DRF validation codes → the codes OpenAI uses for the same mistakes.
+_VALIDATION_CODES = {
+    "required": "missing_required_parameter",
+    "null": "missing_required_parameter",
+    "blank": "empty_string",
+    "max_length": "string_above_max_length",
+    "min_length": "string_below_min_length",
+    "max_value": "number_above_max_value",
+    "min_value": "number_below_min_value",
+    "invalid_choice": "invalid_value",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = INVALID_REQUEST,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, type=self.type, param=self.param, code=self.code)
+
+    def as_json_response(self) -> JsonResponse:
+        response = JsonResponse(self.body(), status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+def error_body(
+    message: str, *, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code=code)
+
+
+def service_unavailable(message: str, *, code: str, retry_after: int | None) -> ApiError:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return ApiError(503, message, type=SERVER_ERROR, code=code, headers=headers)
+
+
+def validation_error(detail: Any) -> ApiError:
+    """The first problem in a DRF ValidationError, named by its parameter."""
+    param, message, code = _first_problem(detail)
+    text = f"Invalid value for '{param}': {message}" if param else message
+    return invalid_request(text, param=param, code=_VALIDATION_CODES.get(code, "invalid_value"))
+
+
+def _first_problem(detail: Any, prefix: str | None = None) -> tuple[str | None, str, str]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = None if key == "non_field_errors" else str(key)
+            if prefix and name:
+                name = f"{prefix}.{name}"
+            return _first_problem(value, name or prefix)
+    if isinstance(detail, list) and detail:
+        return _first_problem(detail[0], prefix)
+    code = getattr(detail, "code", "invalid")
+    return prefix, str(detail), str(code)
+
+
+def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler, answering in OpenAI's error shape."""
+    error = api_error_from(exc)
+    if error is None:
+        logger.exception("unhandled error in %s", context.get("view"))
+        error = ApiError(500, "The server had an error processing your request.", type=SERVER_ERROR)
+    response = Response(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def api_error_from(exc: Exception) -> ApiError | None:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return validation_error(exc.detail)
+    if isinstance(exc, drf_exceptions.ParseError):
+        return invalid_request(f"We could not parse the JSON body of your request: {exc.detail}")
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        return ApiError(
+            401,
+            str(exc.detail),
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    if isinstance(exc, drf_exceptions.APIException):
+        headers = {}
+        wait = getattr(exc, "wait", None)
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait) + 1)
+        return ApiError(exc.status_code, str(exc.detail), code=exc.default_code, headers=headers)
+    return None
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return ApiError(
+        404, f"Unknown URL: {request.method} {request.path}", code="unknown_url"
+    ).as_json_response()
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return ApiError(
+        500, "The server had an error processing your request.", type=SERVER_ERROR
+    ).as_json_response()

@@ -1,0 +1,24 @@
+"""The ASGI entry point: HTTP to Django, WebSockets to Channels consumers."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csmsite.settings")
+
+# Django must be set up before anything imports models.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from speech.engines.registry import engine_preload_default  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter([]),
+    }
+)
+
+# Start loading the default engine now, in the background, so the first request finds it ready.
+engine_preload_default()

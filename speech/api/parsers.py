@@ -1,0 +1,22 @@
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import JSONParser
+
+
+class RequestTooLarge(APIException):
+    status_code = 413
+    default_code = "request_too_large"
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON bodies up to API_MAX_BODY_BYTES; larger ones are refused before parsing."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        request = (parser_context or {}).get("request")
+        length = request.META.get("CONTENT_LENGTH") if request is not None else None
+        limit = settings.API_MAX_BODY_BYTES
+        if length and length.isdigit() and int(length) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        return super().parse(stream, media_type, parser_context)

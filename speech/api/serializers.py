@@ -1,0 +1,132 @@
+"""Request and response shapes of the speech API (OpenAI's, plus the original server's extras)."""
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from speech.audio.formats import DEFAULT_FORMAT, FORMATS
+from voices.standard import DEFAULT_VOICE
+
+MAX_INPUT_CHARS = 4096
+MAX_VOICE_CHARS = 256
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": MAX_VOICE_CHARS},
+            {
+                "type": "object",
+                "properties": {"id": {"type": "string", "maxLength": MAX_VOICE_CHARS}},
+                "required": ["id"],
+            },
+        ]
+    }
+)
+class VoiceField(serializers.Field):
+    """A voice name or id, as a string or as `{"id": ...}` (OpenAI accepts both)."""
+
+    default_error_messages = {
+        "invalid": 'Expected a voice name or id, as a string or as {"id": "..."}.',
+        "blank": "A voice name cannot be empty.",
+        "max_length": f"A voice name has at most {MAX_VOICE_CHARS} characters.",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, dict):
+            data = data.get("id")
+        if not isinstance(data, str):
+            self.fail("invalid")
+        data = data.strip()
+        if not data:
+            self.fail("blank")
+        if len(data) > MAX_VOICE_CHARS:
+            self.fail("max_length")
+        return data
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class SpeechRequestSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=128)
+    input = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
+    voice = VoiceField(required=False, default=DEFAULT_VOICE)
+    instructions = serializers.CharField(
+        max_length=MAX_INPUT_CHARS,
+        required=False,
+        allow_blank=True,
+        help_text="Accepted for compatibility; engines that cannot follow instructions ignore it.",
+    )
+    response_format = serializers.ChoiceField(
+        choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
+    )
+    speed = serializers.FloatField(min_value=0.25, max_value=4.0, required=False, default=1.0)
+    stream_format = serializers.ChoiceField(
+        choices=["audio", "sse"], required=False, default="audio"
+    )
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+    voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+
+    def validate_temperature(self, value: float) -> float:
+        if value <= 0:
+            raise serializers.ValidationError("Ensure this value is greater than 0.", "min_value")
+        return value
+
+    def validate_input(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The input must not be empty.", "blank")
+        return value
+
+
+class SpeechAudioDeltaSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["speech.audio.delta"])
+    audio = serializers.CharField(help_text="Base64 of the next bytes of the audio file.")
+
+
+class ModelSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="model")
+    created = serializers.IntegerField()
+    owned_by = serializers.CharField()
+
+
+class ModelListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = ModelSerializer(many=True)
+
+
+class AudioModelListSerializer(serializers.Serializer):
+    class Item(serializers.Serializer):
+        id = serializers.CharField()
+
+    models = Item(many=True)
+
+
+class VoiceListSerializer(serializers.Serializer):
+    class Item(serializers.Serializer):
+        id = serializers.CharField()
+        name = serializers.CharField()
+        kind = serializers.CharField()
+        public = serializers.BooleanField()
+        owned = serializers.BooleanField()
+
+    voices = Item(many=True)
+
+
+class ResponseFormatListSerializer(serializers.Serializer):
+    class Item(serializers.Serializer):
+        id = serializers.CharField()
+        content_type = serializers.CharField()
+
+    response_formats = Item(many=True)
+
+
+SPEECH_RESPONSES: dict[Any, Any] = {
+    (200, fmt.content_type): OpenApiTypes.BINARY for fmt in FORMATS.values()
+}

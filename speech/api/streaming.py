@@ -1,0 +1,152 @@
+"""Streaming a SpeechStream over HTTP from async views, without blocking the event loop.
+
+The blocking pipeline (engine, filter, encoder) runs on worker threads one piece at a time;
+the event loop only moves bytes. The response starts only once the first audio exists, so a
+failure before that still gets a proper status and an OpenAI error body.
+"""
+
+import asyncio
+import base64
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+
+from accounts.errors import SERVER_ERROR, ApiError, service_unavailable
+from speech.admission import speech_slots
+from speech.engines.base import EngineError
+from speech.synthesis import SpeechStream
+
+logger = logging.getLogger(__name__)
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    # One worker per admitted generation: a request never waits for a thread.
+    return ThreadPoolExecutor(max_workers=settings.SPEECH_MAX_INFLIGHT, thread_name_prefix="speech")
+
+
+class ThreadedIterator:
+    """Pull a blocking iterator on a worker thread, one item per `await next()`."""
+
+    def __init__(self, iterator: Iterator[bytes]) -> None:
+        self._iterator = iterator
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _step(self) -> bytes | None:
+        with self._lock:
+            if self._closed:
+                return None
+            return next(self._iterator, None)
+
+    async def next(self) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_executor(), self._step)
+
+    def close(self) -> None:
+        """Close the iterator once any step in progress has finished; never blocks."""
+        _executor().submit(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                close = getattr(self._iterator, "close", None)
+                if close is not None:
+                    close()
+
+
+class SpeechResponse(StreamingHttpResponse):
+    """A streaming response that frees its generation slot however the stream ends."""
+
+    def __init__(self, *args, on_close: Callable[[], None], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_close = on_close
+
+    def close(self) -> None:
+        try:
+            self._on_close()
+        finally:
+            super().close()
+
+
+async def speech_response(stream: SpeechStream, *, sse: bool) -> SpeechResponse:
+    if not speech_slots.try_acquire():
+        raise service_unavailable(
+            "The server is busy generating other requests; retry shortly.",
+            code="server_busy",
+            retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
+        )
+    pump = ThreadedIterator(iter(stream))
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            pump.close()
+            speech_slots.release()
+
+    try:
+        first = await pump.next()
+    except EngineError as exc:
+        release()
+        raise _engine_error(exc) from exc
+    except BaseException:
+        release()
+        raise
+    fmt = stream.plan.audio_format
+    if sse:
+        body = _sse_events(first, pump, stream)
+        content_type = "text/event-stream"
+    else:
+        body = _audio_chunks(first, pump)
+        content_type = fmt.content_type
+    response = SpeechResponse(body, content_type=content_type, on_close=release)
+    response["Cache-Control"] = "no-store"
+    # Tell reverse proxies (nginx) not to buffer: audio must flow as it is made.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _engine_error(exc: EngineError) -> ApiError:
+    if exc.retryable:
+        return service_unavailable(
+            f"Speech generation failed: {exc.message}",
+            code="engine_error",
+            retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
+        )
+    return ApiError(500, f"Speech generation failed: {exc.message}", type=SERVER_ERROR)
+
+
+async def _audio_chunks(first: bytes | None, pump: ThreadedIterator) -> AsyncIterator[bytes]:
+    chunk = first
+    while chunk is not None:
+        yield chunk
+        chunk = await pump.next()
+
+
+async def _sse_events(
+    first: bytes | None, pump: ThreadedIterator, stream: SpeechStream
+) -> AsyncIterator[bytes]:
+    chunk = first
+    try:
+        while chunk is not None:
+            audio = base64.b64encode(chunk).decode("ascii")
+            yield _sse({"type": "speech.audio.delta", "audio": audio})
+            chunk = await pump.next()
+    except EngineError as exc:
+        # Headers are gone: report the failure in-band, as OpenAI's streams do.
+        logger.warning("speech generation failed mid-stream: %s", exc.message)
+        yield _sse({"type": "error", **_engine_error(exc).body()})
+        return
+    yield _sse({"type": "speech.audio.done", "usage": stream.usage()})
+
+
+def _sse(event: dict) -> bytes:
+    return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from speech.api import views
+
+urlpatterns = [
+    path("audio/speech", views.SpeechView.as_view(), name="speech"),
+    path(
+        "audio/speech/response-formats",
+        views.ResponseFormatListView.as_view(),
+        name="response-formats",
+    ),
+    path("audio/models", views.AudioModelListView.as_view(), name="audio-models"),
+    path("audio/voices", views.VoiceListView.as_view(), name="voices"),
+    path("models", views.ModelListView.as_view(), name="models"),
+]

@@ -1,0 +1,108 @@
+"""The OpenAI audio API: thin views over the speech services."""
+
+import time
+
+from adrf.views import APIView as AsyncAPIView
+from asgiref.sync import sync_to_async
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from speech.api.serializers import (
+    SPEECH_RESPONSES,
+    AudioModelListSerializer,
+    ModelListSerializer,
+    ResponseFormatListSerializer,
+    SpeechRequestSerializer,
+    VoiceListSerializer,
+)
+from speech.api.streaming import speech_response
+from speech.audio.formats import FORMATS
+from speech.models_catalog import model_ids
+from speech.services import speech_plan
+from speech.synthesis import SpeechStream
+from voices.models import Voice
+from voices.selectors import voices_visible_to
+from voices.standard import STANDARD_VOICES
+
+# Models have no creation date of their own; report when this process started serving them.
+_SERVED_SINCE = int(time.time())
+
+
+class SpeechView(AsyncAPIView):
+    @extend_schema(
+        operation_id="createSpeech",
+        request=SpeechRequestSerializer,
+        responses={
+            **SPEECH_RESPONSES,
+            (200, "text/event-stream"): OpenApiResponse(
+                description="With stream_format=sse: speech.audio.delta events, then "
+                "speech.audio.done with usage."
+            ),
+        },
+        summary="Generate audio from the input text",
+    )
+    async def post(self, request: Request) -> Response:
+        serializer = SpeechRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        plan = await sync_to_async(speech_plan)(user=request.user, data=data)
+        return await speech_response(SpeechStream(plan), sse=data["stream_format"] == "sse")
+
+
+class ModelListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=ModelListSerializer, operation_id="listModels")
+    def get(self, request: Request) -> Response:
+        models = [
+            {"id": name, "object": "model", "created": _SERVED_SINCE, "owned_by": "csm-server"}
+            for name in model_ids()
+        ]
+        return Response({"object": "list", "data": models})
+
+
+class AudioModelListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=AudioModelListSerializer, operation_id="listAudioModels")
+    def get(self, request: Request) -> Response:
+        return Response({"models": [{"id": name} for name in model_ids()]})
+
+
+class VoiceListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=VoiceListSerializer, operation_id="listVoices")
+    def get(self, request: Request) -> Response:
+        user = request.user
+        voices = [
+            {"id": name, "name": name, "kind": "standard", "public": True, "owned": False}
+            for name in STANDARD_VOICES
+        ]
+        stored = voices_visible_to(user).exclude(
+            Q(kind=Voice.Kind.BUILTIN) & Q(name__in=STANDARD_VOICES)
+        )
+        voices += [
+            {
+                "id": str(voice.id),
+                "name": voice.name,
+                "kind": voice.kind,
+                "public": voice.is_public,
+                "owned": user is not None and voice.owner_id == user.pk,
+            }
+            for voice in stored.order_by("name", "created")
+        ]
+        return Response({"voices": voices})
+
+
+class ResponseFormatListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=ResponseFormatListSerializer, operation_id="listResponseFormats")
+    def get(self, request: Request) -> Response:
+        formats = [{"id": fmt.name, "content_type": fmt.content_type} for fmt in FORMATS.values()]
+        return Response({"response_formats": formats})

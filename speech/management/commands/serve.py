@@ -1,0 +1,29 @@
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the ASGI application with uvicorn on HOST:PORT (from settings)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=None)
+        parser.add_argument("--port", type=int, default=None)
+        parser.add_argument("--workers", type=int, default=1)
+
+    def handle(self, *args, host: str | None, port: int | None, workers: int, **options) -> None:
+        host = host or settings.HOST
+        port = port or settings.PORT
+        self.stdout.write(
+            f"Serving on http://{host}:{port}  "
+            f"(API: http://{host}:{port}/v1, docs: http://{host}:{port}/v1/docs)"
+        )
+        uvicorn.run(
+            "csmsite.asgi:application",
+            host=host,
+            port=port,
+            workers=workers,
+            # Django has no lifespan protocol; engines start loading when the app is imported.
+            lifespan="off",
+            log_level=settings.LOG_LEVEL.lower(),
+        )

@@ -1,0 +1,126 @@
+"""Turning a validated speech request into a plan an engine can run."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+
+from accounts.errors import ApiError, invalid_request, service_unavailable
+from speech.audio.formats import FORMATS, AudioFormat
+from speech.engines.base import Engine, EngineNotReady, EngineState, SynthesisParams, VoiceSpec
+from speech.engines.registry import engine_get
+from speech.models_catalog import engine_name_for_model
+from speech.text import chunk_text, normalise_text
+from voices.selectors import voice_resolve
+from voices.standard import STANDARD_VOICES, standard_voice_name
+
+# Seconds to suggest before retrying while an engine loads.
+_LOADING_RETRY_AFTER = 10
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    engine: Engine
+    chunks: list[str]
+    voice: VoiceSpec
+    params: SynthesisParams
+    # The part of the requested speed the engine cannot render natively: time-stretched after.
+    stretch: float
+    audio_format: AudioFormat
+    # Cap on generated audio, in engine samples.
+    max_samples: int
+    input_tokens: int
+
+
+def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) -> SpeechPlan:
+    """Resolve model, voice and text of a validated request; raise ApiError for what is wrong."""
+    engine = _engine_for(data["model"])
+    voice = _voice_for(user, data["voice"], engine)
+    text = normalise_text(data["input"])
+    if not text:
+        raise invalid_request(
+            "The input contains nothing that can be spoken.", param="input", code="empty_string"
+        )
+    capabilities = engine.capabilities
+    native_speed, stretch = _split_speed(data["speed"], capabilities.native_speed_range)
+    max_ms = settings.SPEECH_MAX_AUDIO_SECONDS * 1000
+    if data.get("max_audio_length_ms") is not None:
+        max_ms = min(max_ms, data["max_audio_length_ms"])
+    params = SynthesisParams(
+        speed=native_speed,
+        instructions=data.get("instructions") or None,
+        temperature=data.get("temperature"),
+        topk=data.get("topk"),
+        seed=data.get("seed"),
+        voice_consistency=data.get("voice_consistency"),
+        max_audio_ms=int(max_ms),
+    )
+    return SpeechPlan(
+        engine=engine,
+        chunks=chunk_text(text, capabilities.max_chunk_chars),
+        voice=voice,
+        params=params,
+        stretch=stretch,
+        audio_format=FORMATS[data["response_format"]],
+        max_samples=int(max_ms * capabilities.sample_rate / 1000),
+        input_tokens=engine.count_input_tokens(text),
+    )
+
+
+def _engine_for(model: str) -> Engine:
+    name = engine_name_for_model(model)
+    if name is None:
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist. See GET /v1/models for the models served here.",
+            param="model",
+            code="model_not_found",
+        )
+    engine = engine_get(name)
+    try:
+        engine.ensure_ready()
+    except EngineNotReady as exc:
+        loading = exc.state is EngineState.LOADING
+        raise service_unavailable(
+            exc.message,
+            code="engine_loading" if loading else "engine_unavailable",
+            retry_after=_LOADING_RETRY_AFTER if loading else None,
+        ) from exc
+    return engine
+
+
+def _voice_for(user: AbstractBaseUser | None, requested: str, engine: Engine) -> VoiceSpec:
+    standard = standard_voice_name(requested)
+    if standard is not None:
+        return VoiceSpec(name=standard, standard=standard)
+    voice = voice_resolve(user=user, name_or_id=requested)
+    if voice is None or not voice.reference_audio:
+        raise invalid_request(
+            f"Voice '{requested}' not found. Use one of {', '.join(STANDARD_VOICES)}, "
+            "or a voice listed by GET /v1/audio/voices.",
+            param="voice",
+            code="voice_not_found",
+        )
+    if not engine.capabilities.cloning:
+        raise invalid_request(
+            f"Voice '{requested}' is a cloned voice, which the '{engine.name}' engine cannot "
+            "speak. Use a model served by an engine that clones voices.",
+            param="voice",
+            code="voice_not_supported",
+        )
+    return VoiceSpec(
+        name=voice.name,
+        reference_audio=voice.reference_audio.name,
+        reference_text=voice.reference_text,
+        speaker_id=voice.speaker_id,
+    )
+
+
+def _split_speed(speed: float, native_range: tuple[float, float] | None) -> tuple[float, float]:
+    """(speed the engine renders itself, remaining factor to time-stretch afterwards)."""
+    if native_range is None:
+        return 1.0, speed
+    low, high = native_range
+    native = min(max(speed, low), high)
+    return native, speed / native

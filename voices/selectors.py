@@ -1,0 +1,32 @@
+"""Reads on voices. Another user's private voice is invisible: it resolves like no voice at all."""
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+
+from voices.models import Voice
+
+
+def voices_visible_to(user: AbstractBaseUser | None) -> QuerySet[Voice]:
+    visible = Q(is_public=True) | Q(kind=Voice.Kind.BUILTIN)
+    if user is not None and user.is_authenticated:
+        visible |= Q(owner=user)
+    return Voice.objects.filter(visible)
+
+
+def voice_resolve(*, user: AbstractBaseUser | None, name_or_id: str) -> Voice | None:
+    """The voice a caller means by `name_or_id`: by id, else by name, own voices first."""
+    visible = voices_visible_to(user)
+    try:
+        voice_id = uuid.UUID(name_or_id)
+    except ValueError:
+        pass
+    else:
+        return visible.filter(id=voice_id).first()
+    matches = list(visible.filter(name=name_or_id).order_by("created")[:20])
+    if not matches:
+        return None
+    # The caller's own voice wins over a public one of the same name.
+    own = [voice for voice in matches if user is not None and voice.owner_id == user.pk]
+    return (own or matches)[0]
