@@ -84,11 +84,6 @@ class SpeechRequestSerializer(serializers.Serializer):
         return value
 
 
-class SpeechAudioDeltaSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["speech.audio.delta"])
-    audio = serializers.CharField(help_text="Base64 of the next bytes of the audio file.")
-
-
 class ModelSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField(default="model")
@@ -101,30 +96,33 @@ class ModelListSerializer(serializers.Serializer):
     data = ModelSerializer(many=True)
 
 
-class AudioModelListSerializer(serializers.Serializer):
-    class Item(serializers.Serializer):
-        id = serializers.CharField()
+class AudioModelSerializer(serializers.Serializer):
+    id = serializers.CharField()
 
-    models = Item(many=True)
+
+class AudioModelListSerializer(serializers.Serializer):
+    models = AudioModelSerializer(many=True)
+
+
+class VoiceSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    public = serializers.BooleanField()
+    owned = serializers.BooleanField()
 
 
 class VoiceListSerializer(serializers.Serializer):
-    class Item(serializers.Serializer):
-        id = serializers.CharField()
-        name = serializers.CharField()
-        kind = serializers.CharField()
-        public = serializers.BooleanField()
-        owned = serializers.BooleanField()
+    voices = VoiceSerializer(many=True)
 
-    voices = Item(many=True)
+
+class ResponseFormatSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    content_type = serializers.CharField()
 
 
 class ResponseFormatListSerializer(serializers.Serializer):
-    class Item(serializers.Serializer):
-        id = serializers.CharField()
-        content_type = serializers.CharField()
-
-    response_formats = Item(many=True)
+    response_formats = ResponseFormatSerializer(many=True)
 
 
 SPEECH_RESPONSES: dict[Any, Any] = {

@@ -5,6 +5,7 @@ import time
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -39,8 +40,9 @@ class SpeechView(AsyncAPIView):
         responses={
             **SPEECH_RESPONSES,
             (200, "text/event-stream"): OpenApiResponse(
+                response=OpenApiTypes.STR,
                 description="With stream_format=sse: speech.audio.delta events, then "
-                "speech.audio.done with usage."
+                "speech.audio.done with usage.",
             ),
         },
         summary="Generate audio from the input text",

@@ -1,0 +1,74 @@
+"""Fixtures shared by all tests: personas and a live uvicorn server on loopback."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+
+
+@pytest.fixture
+def alice(django_user_model) -> AbstractUser:
+    """Owns voices."""
+    return django_user_model.objects.create_user(username="alice", password="alice-pass-1")
+
+
+@pytest.fixture
+def bob(django_user_model) -> AbstractUser:
+    """Another user: must never see alice's private voices."""
+    return django_user_model.objects.create_user(username="bob", password="bob-pass-1")
+
+
+@pytest.fixture
+def carol(django_user_model) -> AbstractUser:
+    """Staff: curates and publishes voices."""
+    return django_user_model.objects.create_user(
+        username="carol", password="carol-pass-1", is_staff=True
+    )
+
+
+@pytest.fixture
+def default_user(settings) -> AbstractUser:
+    """The account keyless requests act as."""
+    user, _ = get_user_model().objects.get_or_create(username=settings.ADMIN_USERNAME)
+    return user
+
+
+@pytest.fixture
+def live_server_url(transactional_db, settings) -> Iterator[str]:
+    """The real ASGI application under uvicorn, in this process, on a free loopback port.
+
+    In-process so the server uses the test database and tests can inspect its state; real
+    uvicorn (not Django's WSGI live server) so streaming behaves as in production.
+    """
+    from csmsite.asgi import application
+
+    # Close database connections at the end of each request: the server's worker threads
+    # must not hold the test database open after the test.
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application, lifespan="off", log_level="warning", timeout_graceful_shutdown=5
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
