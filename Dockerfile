@@ -5,6 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+RUN python manage.py collectstatic --noinput -v0
 RUN useradd --create-home --uid 1000 csm && mkdir -p var && chown -R csm var
 USER csm
 EXPOSE 8000

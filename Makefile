@@ -23,6 +23,7 @@ install: $(RUNTIME_STAMP)
 ## make run: install, migrate, make sure the admin account exists, serve on $HOST:$PORT
 run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py serve
 

@@ -5,7 +5,11 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.core.cache import cache
 from django.db import transaction
+
+_DEFAULT_USER_CACHE_KEY = "accounts:default-user"
+_DEFAULT_USER_CACHE_SECONDS = 60
 
 
 @transaction.atomic
@@ -27,7 +31,20 @@ def user_ensure_admin(
 
 
 def user_default() -> AbstractUser:
-    """The account keyless requests act as (created on first use, with no usable password)."""
+    """The account keyless requests act as (created on first use, with no usable password).
+
+    Kept in the cache briefly: a database round trip (and, under ASGI, a fresh connection on
+    a fresh thread) per request would cost more than the rest of the request's own work.
+    """
+    cached = cache.get(_DEFAULT_USER_CACHE_KEY)
+    if cached is not None:
+        return cached
+    user = _user_default_from_db()
+    cache.set(_DEFAULT_USER_CACHE_KEY, user, timeout=_DEFAULT_USER_CACHE_SECONDS)
+    return user
+
+
+def _user_default_from_db() -> AbstractUser:
     User = get_user_model()
     user, created = User.objects.get_or_create(username=settings.ADMIN_USERNAME)
     if created:

@@ -1,4 +1,4 @@
-"""The ASGI entry point: HTTP to Django, WebSockets to Channels consumers."""
+"""The ASGI entry point: static files, HTTP to Django, WebSockets to Channels consumers."""
 
 import os
 
@@ -11,11 +11,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from csmsite.static import static_files_app  # noqa: E402
 from speech.engines.registry import engine_preload_default  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": static_files_app(django_asgi_app),
         "websocket": URLRouter([]),
     }
 )

@@ -5,6 +5,7 @@ a typo stops start-up instead of silently falling back to a default.
 A secret may also come from a file: `NAME_FILE=/run/secrets/name` (Docker and Kubernetes style).
 """
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,10 +34,11 @@ def env_secret(name: str, default: str = "") -> str:
     file_name = _raw(f"{name}_FILE")
     if file_name is not None:
         try:
-            return Path(file_name).read_text().strip()
-        except OSError as exc:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
             raise ImproperlyConfigured(
-                f"{name}_FILE={file_name!r} cannot be read: {exc.strerror}"
+                f"{name}_FILE={file_name!r} cannot be read: {reason}"
             ) from exc
     return env_str(name, default)
 
@@ -77,6 +79,8 @@ def env_float(
         number = float(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number") from exc
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a finite number")
     _check_range(name, number, minimum, maximum)
     return number
 

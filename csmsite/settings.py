@@ -71,15 +71,15 @@ INSTALLED_APPS = [
     "ingest",
 ]
 
+# Browser-only middleware is skipped on the API (/v1, /api): see csmsite/middleware.py.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "csmsite.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csmsite.middleware.BrowserCsrfMiddleware",
+    "csmsite.middleware.BrowserAuthenticationMiddleware",
+    "csmsite.middleware.BrowserMessageMiddleware",
+    "csmsite.middleware.BrowserXFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "csmsite.urls"
@@ -145,8 +145,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Admin and API docs assets are served from the installed packages, no collectstatic needed.
-WHITENOISE_USE_FINDERS = True
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -33,10 +34,13 @@ class SpeechPlan:
     input_tokens: int
 
 
-def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) -> SpeechPlan:
-    """Resolve model, voice and text of a validated request; raise ApiError for what is wrong."""
+async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) -> SpeechPlan:
+    """Resolve model, voice and text of a validated request; raise ApiError for what is wrong.
+
+    Async because only a stored voice needs the database: a standard voice costs no thread hop.
+    """
     engine = _engine_for(data["model"])
-    voice = _voice_for(user, data["voice"], engine)
+    voice = await _voice_for(user, data["voice"], engine)
     text = normalise_text(data["input"])
     if not text:
         raise invalid_request(
@@ -90,11 +94,11 @@ def _engine_for(model: str) -> Engine:
     return engine
 
 
-def _voice_for(user: AbstractBaseUser | None, requested: str, engine: Engine) -> VoiceSpec:
+async def _voice_for(user: AbstractBaseUser | None, requested: str, engine: Engine) -> VoiceSpec:
     standard = standard_voice_name(requested)
     if standard is not None:
         return VoiceSpec(name=standard, standard=standard)
-    voice = voice_resolve(user=user, name_or_id=requested)
+    voice = await sync_to_async(voice_resolve)(user=user, name_or_id=requested)
     if voice is None or not voice.reference_audio:
         raise invalid_request(
             f"Voice '{requested}' not found. Use one of {', '.join(STANDARD_VOICES)}, "

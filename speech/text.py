@@ -19,14 +19,32 @@ _MAX_COMBINING_RUN = 4
 # Text is NFKC-normalised first, so fullwidth punctuation has become ASCII.
 _SENTENCE_END = re.compile(r"(?<=[.!?\u2026\u3002])\s+|\n+")
 _CLAUSE_END = re.compile(r"(?<=[,;:\u2013\u2014])\s+")
-_WHITESPACE = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200a\u3000]+")
+_WHITESPACE = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
+
+
+# Control characters that separate words or lines: kept as separators, not deleted, so that
+# "Hello\rworld" does not become one word.
+_SEPARATORS = str.maketrans(
+    {
+        "\r": "\n",
+        "\x85": "\n",
+        "\u2028": "\n",
+        "\u2029": "\n",
+        "\v": " ",
+        "\f": " ",
+        "\x1c": " ",
+        "\x1d": " ",
+        "\x1e": " ",
+        "\x1f": " ",
+    }
+)
 
 
 def normalise_text(text: str) -> str:
     """Clean `text` for speech; an empty result means there is nothing to say."""
     kept: list[str] = []
     combining_run = 0
-    for char in text:
+    for char in text.translate(_SEPARATORS):
         category = unicodedata.category(char)
         if category in _DROPPED_CATEGORIES and char not in _KEPT_CONTROLS:
             continue
@@ -44,6 +62,8 @@ def normalise_text(text: str) -> str:
 
 def chunk_text(text: str, max_chars: int) -> list[str]:
     """Split at sentence ends, then pack sentences into chunks of at most `max_chars`."""
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
     pieces: list[str] = []
     for sentence in _SENTENCE_END.split(text):
         sentence = sentence.strip()

@@ -3,7 +3,6 @@
 import time
 
 from adrf.views import APIView as AsyncAPIView
-from asgiref.sync import sync_to_async
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -51,7 +50,7 @@ class SpeechView(AsyncAPIView):
         serializer = SpeechRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        plan = await sync_to_async(speech_plan)(user=request.user, data=data)
+        plan = await speech_plan(user=request.user, data=data)
         return await speech_response(SpeechStream(plan), sse=data["stream_format"] == "sse")
 
 
