@@ -2,7 +2,7 @@
 
 Django's built-in middleware runs each hook through `sync_to_async` under ASGI: a thread hop
 per hook and per request. The API authenticates with Bearer keys and answers JSON, so
-sessions, CSRF, messages and frame options are dead weight there; these subclasses pass API
+sessions, CSRF, messages, frame options and slash appending are dead weight there; these subclasses pass API
 requests straight through and behave exactly like Django's own for browser pages.
 """
 
@@ -14,6 +14,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
 API_PREFIXES = ("/v1/", "/api/")
@@ -41,6 +42,10 @@ class SkipForApiMixin:
 
 class BrowserSessionMiddleware(SkipForApiMixin, SessionMiddleware):
     pass
+
+
+class BrowserCommonMiddleware(SkipForApiMixin, CommonMiddleware):
+    """Slash appending and the like are for page URLs; API URLs are exact."""
 
 
 class BrowserCsrfMiddleware(SkipForApiMixin, CsrfViewMiddleware):

@@ -75,7 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csmsite.middleware.BrowserSessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "csmsite.middleware.BrowserCommonMiddleware",
     "csmsite.middleware.BrowserCsrfMiddleware",
     "csmsite.middleware.BrowserAuthenticationMiddleware",
     "csmsite.middleware.BrowserMessageMiddleware",

@@ -3,6 +3,7 @@
 import math
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,10 @@ from speech.services import SpeechPlan
 OUTPUT_TOKENS_PER_SECOND = 12.5
 # A stretch this close to 1 is inaudible; skip the filter.
 _STRETCH_EPSILON = 1e-3
+# Audio is encoded and sent in slices: a short first one for a quick first byte, then longer
+# ones, which cost fewer hand-offs between threads.
+_FIRST_SLICE_SECONDS = 0.25
+_SLICE_SECONDS = 1.0
 
 
 @dataclass
@@ -44,12 +49,19 @@ class SpeechStream:
         plan = self.plan
         rate = plan.engine.capabilities.sample_rate
         audio = plan.engine.synthesize(plan.chunks, plan.voice, plan.params)
-        encoder = StreamingEncoder(plan.audio_format, rate)
-        stretch = (
-            TimeStretch(plan.stretch, rate) if abs(plan.stretch - 1.0) > _STRETCH_EPSILON else None
-        )
-        budget = plan.max_samples
-        try:
+        with ExitStack() as cleanup:
+            cleanup.callback(audio.close)
+            started = time.perf_counter()
+            encoder = StreamingEncoder(plan.audio_format, rate)
+            cleanup.callback(encoder.close)
+            stretch = (
+                TimeStretch(plan.stretch, rate)
+                if abs(plan.stretch - 1.0) > _STRETCH_EPSILON
+                else None
+            )
+            self.timings.encode_seconds += time.perf_counter() - started
+            budget = plan.max_samples
+            slice_seconds = _FIRST_SLICE_SECONDS
             while budget > 0:
                 started = time.perf_counter()
                 samples = next(audio, None)
@@ -58,18 +70,22 @@ class SpeechStream:
                     break
                 samples = _sanitise(samples[:budget])
                 budget -= samples.size
-                data = self._encode(encoder, stretch, samples, rate)
-                if data:
-                    yield data
+                # Encode an engine chunk in slices, so the first bytes leave after a fraction
+                # of a second of audio is encoded rather than after the whole sentence.
+                start = 0
+                while start < samples.size:
+                    end = start + int(slice_seconds * rate)
+                    data = self._encode(encoder, stretch, samples[start:end], rate)
+                    start = end
+                    if data:
+                        yield data
+                        slice_seconds = _SLICE_SECONDS
             tail = self._encode(encoder, stretch, None, rate)
             started = time.perf_counter()
             tail += encoder.finish()
             self.timings.encode_seconds += time.perf_counter() - started
             if tail:
                 yield tail
-        finally:
-            audio.close()
-            encoder.close()
 
     def _encode(
         self,

@@ -31,35 +31,63 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=settings.SPEECH_MAX_INFLIGHT, thread_name_prefix="speech")
 
 
-class ThreadedIterator:
-    """Pull a blocking iterator on a worker thread, one item per `await next()`."""
+_END = object()
 
-    def __init__(self, iterator: Iterator[bytes]) -> None:
+
+class BackgroundIterator:
+    """Run a blocking iterator on a worker thread that hands items to the event loop.
+
+    The worker runs ahead of the consumer by at most `max_ahead` items, so items cost a
+    wake-up of the loop rather than a round trip per item; `close()` stops it at the next
+    item and the worker closes the iterator itself (a generator belongs to one thread).
+    """
+
+    def __init__(self, iterator: Iterator[bytes], *, max_ahead: int = 8) -> None:
         self._iterator = iterator
-        self._lock = threading.Lock()
-        self._closed = False
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
+        self._space = threading.Semaphore(max_ahead)
+        self._cancelled = threading.Event()
+        _executor().submit(self._run)
 
-    def _step(self) -> bytes | None:
-        with self._lock:
-            if self._closed:
-                return None
-            return next(self._iterator, None)
+    def _run(self) -> None:
+        outcome: BaseException | None = None
+        try:
+            for item in self._iterator:
+                self._space.acquire()
+                if self._cancelled.is_set():
+                    return
+                self._hand_over(item, None)
+        except BaseException as exc:
+            outcome = exc
+        finally:
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()
+        if not self._cancelled.is_set():
+            self._hand_over(_END, outcome)
+
+    def _hand_over(self, item: object, error: BaseException | None) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (item, error))
+        except RuntimeError:
+            # The event loop is gone (server shutting down): nobody is waiting any more.
+            self._cancelled.set()
 
     async def next(self) -> bytes | None:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_executor(), self._step)
+        """The next item, None at the end; re-raises what the iterator raised."""
+        item, error = await self._queue.get()
+        if item is _END:
+            if error is not None:
+                raise error
+            return None
+        self._space.release()
+        return item  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Close the iterator once any step in progress has finished; never blocks."""
-        _executor().submit(self._close)
-
-    def _close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                close = getattr(self._iterator, "close", None)
-                if close is not None:
-                    close()
+        """Stop the worker at its next item; never blocks."""
+        self._cancelled.set()
+        self._space.release()  # wake the worker if it waits for room
 
 
 class SpeechResponse(StreamingHttpResponse):
@@ -83,7 +111,7 @@ async def speech_response(stream: SpeechStream, *, sse: bool) -> SpeechResponse:
             code="server_busy",
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
-    pump = ThreadedIterator(iter(stream))
+    pump = BackgroundIterator(iter(stream))
     released = threading.Event()
 
     def release() -> None:
@@ -124,7 +152,7 @@ def _engine_error(exc: EngineError) -> ApiError:
     return ApiError(500, f"Speech generation failed: {exc.message}", type=SERVER_ERROR)
 
 
-async def _audio_chunks(first: bytes | None, pump: ThreadedIterator) -> AsyncIterator[bytes]:
+async def _audio_chunks(first: bytes | None, pump: BackgroundIterator) -> AsyncIterator[bytes]:
     chunk = first
     while chunk is not None:
         yield chunk
@@ -132,7 +160,7 @@ async def _audio_chunks(first: bytes | None, pump: ThreadedIterator) -> AsyncIte
 
 
 async def _sse_events(
-    first: bytes | None, pump: ThreadedIterator, stream: SpeechStream
+    first: bytes | None, pump: BackgroundIterator, stream: SpeechStream
 ) -> AsyncIterator[bytes]:
     chunk = first
     try:
