@@ -1,9 +1,10 @@
 """Middleware that only browser pages need, skipped on the API.
 
 Django's built-in middleware runs each hook through `sync_to_async` under ASGI: a thread hop
-per hook and per request. The API authenticates with Bearer keys and answers JSON, so
-sessions, CSRF, messages, frame options and slash appending are dead weight there; these subclasses pass API
-requests straight through and behave exactly like Django's own for browser pages.
+per hook and per request. The API authenticates with Bearer keys and answers JSON at exact
+URLs, so sessions, CSRF, messages, frame options and slash appending are dead weight there;
+these subclasses pass API requests straight through and behave exactly like Django's own for
+browser pages.
 """
 
 from collections.abc import Callable
