@@ -69,17 +69,7 @@ def chunk_text(text: str, max_chars: int) -> list[str]:
         sentence = sentence.strip()
         if sentence:
             pieces.extend(_split_long(sentence, max_chars))
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces:
-        if current and len(current) + 1 + len(piece) > max_chars:
-            chunks.append(current)
-            current = piece
-        else:
-            current = f"{current} {piece}" if current else piece
-    if current:
-        chunks.append(current)
-    return chunks
+    return _pack(pieces, max_chars)
 
 
 def _split_long(sentence: str, max_chars: int) -> list[str]:
@@ -91,19 +81,25 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
         if len(clause) <= max_chars:
             parts.append(clause)
             continue
-        line = ""
-        for word in clause.split(" "):
-            while len(word) > max_chars:
-                if line:
-                    parts.append(line)
-                    line = ""
-                parts.append(word[:max_chars])
-                word = word[max_chars:]
-            if line and len(line) + 1 + len(word) > max_chars:
-                parts.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        if line:
-            parts.append(line)
+        words = [
+            word[start : start + max_chars]
+            for word in clause.split(" ")
+            for start in range(0, len(word), max_chars)
+        ]
+        parts.extend(_pack(words, max_chars))
     return parts
+
+
+def _pack(pieces: list[str], max_chars: int) -> list[str]:
+    """Join consecutive pieces with spaces into chunks of at most `max_chars`."""
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > max_chars:
+            chunks.append(current)
+            current = piece
+        else:
+            current = f"{current} {piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks

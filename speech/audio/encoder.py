@@ -4,12 +4,11 @@ The output is written to a non-seekable sink, exactly as it goes over the wire, 
 would seek back to patch a header (WAV's sizes, MP3's Xing frame) write their streaming form.
 """
 
-from fractions import Fraction
-
 import av
 import numpy as np
 
 from speech.audio.formats import OUTPUT_SAMPLE_RATE, AudioFormat
+from speech.audio.frames import mono_float_frame
 
 
 class _ByteSink:
@@ -48,14 +47,7 @@ class StreamingEncoder:
         """Feed float32 samples; return whatever encoded bytes are ready (possibly none)."""
         if samples.size == 0:
             return b""
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
-            format="flt",
-            layout="mono",
-        )
-        frame.sample_rate = self._input_rate
-        frame.pts = self._samples_in
-        frame.time_base = Fraction(1, self._input_rate)
+        frame = mono_float_frame(samples, self._input_rate, self._samples_in)
         self._samples_in += samples.size
         # PyAV resamples to the encoder's rate and sample format and re-frames to its frame size.
         for packet in self._stream.encode(frame):

@@ -3,9 +3,10 @@
 import math
 from fractions import Fraction
 
-import av
 import av.filter
 import numpy as np
+
+from speech.audio.frames import mono_float_frame
 
 # One atempo stage sounds best within 0.5..2.0; larger changes are chained stages.
 _STAGE_MIN, _STAGE_MAX = 0.5, 2.0
@@ -56,14 +57,7 @@ class TimeStretch:
     def process(self, samples: np.ndarray) -> np.ndarray:
         if samples.size == 0:
             return samples.astype(np.float32)
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1),
-            format="flt",
-            layout="mono",
-        )
-        frame.sample_rate = self._sample_rate
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, self._sample_rate)
+        frame = mono_float_frame(samples, self._sample_rate, self._pts)
         self._pts += samples.size
         self._graph.push(frame)
         return self._pull()
