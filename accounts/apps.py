@@ -6,5 +6,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        # Registers the schema extension for our authentication class.
-        from accounts import schema  # noqa: F401
+        # Registers the schema extension and the cache-invalidating signal handlers.
+        from accounts import schema, signals  # noqa: F401

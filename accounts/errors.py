@@ -6,6 +6,7 @@ read OpenAI's errors read ours, and no traceback or path ever reaches a caller.
 """
 
 import logging
+import math
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -106,6 +107,16 @@ def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return response
 
 
+def rate_limited(message: str, *, code: str, retry_after: float) -> ApiError:
+    return ApiError(
+        429,
+        message,
+        type="requests",
+        code=code,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
+
+
 def api_error_from(exc: Exception) -> ApiError | None:
     if isinstance(exc, ApiError):
         return exc
@@ -120,12 +131,14 @@ def api_error_from(exc: Exception) -> ApiError | None:
             code="invalid_api_key",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
+    if isinstance(exc, drf_exceptions.Throttled):
+        return rate_limited(
+            "Rate limit reached for requests per minute. Retry after the time in Retry-After.",
+            code="rate_limit_exceeded",
+            retry_after=exc.wait or 1,
+        )
     if isinstance(exc, drf_exceptions.APIException):
-        headers = {}
-        wait = getattr(exc, "wait", None)
-        if wait is not None:
-            headers["Retry-After"] = str(int(wait) + 1)
-        return ApiError(exc.status_code, str(exc.detail), code=exc.default_code, headers=headers)
+        return ApiError(exc.status_code, str(exc.detail), code=exc.default_code)
     return None
 
 

@@ -3,13 +3,13 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class DefaultUserAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.DefaultUserAuthentication"
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "Any value is accepted in keyless mode.",
+            "description": "An API key (sk-csm-...); optional when AUTH_MODE=open.",
         }

@@ -1,12 +1,18 @@
-"""Writes on accounts."""
+"""Writes on accounts: the admin account, API keys, usage."""
 
+import datetime
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.keys import DISPLAY_PREFIX_LENGTH, key_generate, key_hash
+from accounts.models import ApiKey, Usage
 
 _DEFAULT_USER_CACHE_KEY = "accounts:default-user"
 _DEFAULT_USER_CACHE_SECONDS = 60
@@ -24,9 +30,17 @@ def user_ensure_admin(
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     if user is not None:
-        return user, None
+        if not user.is_superuser:
+            # A keyless request may have created the account first, without rights.
+            user.is_staff = user.is_superuser = True
+            user.save(update_fields=["is_staff", "is_superuser"])
+        if user.has_usable_password():
+            return user, None
+    else:
+        user = User(username=username, is_staff=True, is_superuser=True)
     password = password or secrets.token_urlsafe(16)
-    user = User.objects.create_superuser(username=username, email="", password=password)
+    user.set_password(password)
+    user.save()
     return user, password
 
 
@@ -39,15 +53,83 @@ def user_default() -> AbstractUser:
     cached = cache.get(_DEFAULT_USER_CACHE_KEY)
     if cached is not None:
         return cached
-    user = _user_default_from_db()
-    cache.set(_DEFAULT_USER_CACHE_KEY, user, timeout=_DEFAULT_USER_CACHE_SECONDS)
-    return user
-
-
-def _user_default_from_db() -> AbstractUser:
     User = get_user_model()
     user, created = User.objects.get_or_create(username=settings.ADMIN_USERNAME)
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
+    cache.set(_DEFAULT_USER_CACHE_KEY, user, timeout=_DEFAULT_USER_CACHE_SECONDS)
     return user
+
+
+def user_default_forget() -> None:
+    cache.delete(_DEFAULT_USER_CACHE_KEY)
+
+
+@transaction.atomic
+def api_key_create(
+    *, owner: AbstractUser, name: str = "", expires: datetime.datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned here once and never stored."""
+    key = key_generate()
+    api_key = ApiKey.objects.create(
+        owner=owner,
+        name=name,
+        prefix=key[:DISPLAY_PREFIX_LENGTH],
+        hashed_key=key_hash(key),
+        last_four=key[-4:],
+        expires=expires,
+    )
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke at once: the save signal drops the key from the authentication cache."""
+    if api_key.revoked is None:
+        api_key.revoked = timezone.now()
+        api_key.save(update_fields=["revoked"])
+
+
+def api_key_forget(*, hashed_key: str) -> None:
+    """Drop a key from the authentication cache, so a change takes effect at once."""
+    cache.delete(api_key_cache_key(hashed_key))
+
+
+def api_key_cache_key(hashed_key: str) -> str:
+    return f"accounts:api-key:{hashed_key}"
+
+
+def api_key_touch(*, api_key: ApiKey, now: datetime.datetime) -> None:
+    """Record use at most once a minute per key: not a write on every request."""
+    stale_before = now - datetime.timedelta(seconds=60)
+    if api_key.last_used is None or api_key.last_used < stale_before:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used=now)
+        api_key.last_used = now
+
+
+def usage_record(
+    *, user: AbstractUser, api_key: ApiKey | None, input_characters: int, audio_seconds: float
+) -> None:
+    """Add one generation to the day's usage row of this user and key."""
+    day = timezone.now().date()
+    increments = {
+        "requests": F("requests") + 1,
+        "input_characters": F("input_characters") + input_characters,
+        "audio_seconds": F("audio_seconds") + audio_seconds,
+    }
+    rows = Usage.objects.filter(user=user, api_key=api_key, day=day)
+    if rows.update(**increments):
+        return
+    try:
+        with transaction.atomic():
+            Usage.objects.create(
+                user=user,
+                api_key=api_key,
+                day=day,
+                requests=1,
+                input_characters=input_characters,
+                audio_seconds=audio_seconds,
+            )
+    except IntegrityError:
+        # Another request created the row between our update and insert.
+        rows.update(**increments)

@@ -155,13 +155,24 @@ USE_TZ = True
 # --- Accounts -------------------------------------------------------------------------------
 # The account that `make run` prepares, and that keyless requests act as.
 ADMIN_USERNAME = env_str("ADMIN_USERNAME", "admin")
+# required: every request that generates audio or touches voices needs an API key.
+# open: a trusted single-user localhost; requests without a key act as ADMIN_USERNAME.
+AUTH_MODE = env_choice("AUTH_MODE", "required", ["required", "open"])
+# The Django admin's URL path (move it off the well-known /admin/).
+ADMIN_URL = env_str("ADMIN_URL", "admin/").strip("/") + "/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "api-keys"
+LOGOUT_REDIRECT_URL = "login"
+# Per-key (keyless: per-user) limits on speech generation; 0 turns a limit off.
+RATE_LIMIT_REQUESTS_PER_MINUTE = env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 120, minimum=0)
+RATE_LIMIT_CONCURRENT = env_int("RATE_LIMIT_CONCURRENT", 4, minimum=0)
 
 # --- API ------------------------------------------------------------------------------------
 # A speech request is small JSON: 4096 characters of input, even fully \u-escaped, fit easily.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024, minimum=16 * 1024)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.DefaultUserAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["speech.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -5,10 +5,14 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import uvicorn
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from openai import OpenAI
+
+from accounts.services import api_key_create
 
 
 @pytest.fixture
@@ -36,6 +40,31 @@ def default_user(settings) -> AbstractUser:
     """The account keyless requests act as."""
     user, _ = get_user_model().objects.get_or_create(username=settings.ADMIN_USERNAME)
     return user
+
+
+@pytest.fixture
+def alice_key(alice) -> str:
+    return api_key_create(owner=alice, name="alice's test key")[1]
+
+
+@pytest.fixture
+def bob_key(bob) -> str:
+    return api_key_create(owner=bob, name="bob's test key")[1]
+
+
+@pytest.fixture
+def api(live_server_url: str, alice_key: str) -> Iterator[httpx.Client]:
+    """An HTTP client for the live server, authenticated as alice."""
+    with httpx.Client(
+        base_url=live_server_url, headers={"Authorization": f"Bearer {alice_key}"}, timeout=60
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def openai_client(live_server_url: str, alice_key: str) -> OpenAI:
+    """The official openai client, pointed at the live server with alice's key."""
+    return OpenAI(base_url=f"{live_server_url}/v1", api_key=alice_key, max_retries=0, timeout=60)
 
 
 @pytest.fixture
@@ -82,3 +111,9 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # The real hasher is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

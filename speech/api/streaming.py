@@ -104,7 +104,11 @@ class SpeechResponse(StreamingHttpResponse):
             super().close()
 
 
-async def speech_response(stream: SpeechStream, *, sse: bool) -> SpeechResponse:
+async def speech_response(
+    stream: SpeechStream, *, sse: bool, on_finished: Callable[[], None]
+) -> SpeechResponse:
+    """Stream `stream`; `on_finished` runs (on a thread that may use the database) once the
+    response is done with, however it ended, unless no response could be started at all."""
     if not speech_slots.try_acquire():
         raise service_unavailable(
             "The server is busy generating other requests; retry shortly.",
@@ -119,6 +123,10 @@ async def speech_response(stream: SpeechStream, *, sse: bool) -> SpeechResponse:
             released.set()
             pump.close()
             speech_slots.release()
+
+    def finish() -> None:
+        release()
+        on_finished()
 
     try:
         first = await pump.next()
@@ -135,7 +143,7 @@ async def speech_response(stream: SpeechStream, *, sse: bool) -> SpeechResponse:
     else:
         body = _audio_chunks(first, pump)
         content_type = fmt.content_type
-    response = SpeechResponse(body, content_type=content_type, on_close=release)
+    response = SpeechResponse(body, content_type=content_type, on_close=finish)
     response["Cache-Control"] = "no-store"
     # Tell reverse proxies (nginx) not to buffer: audio must flow as it is made.
     response["X-Accel-Buffering"] = "no"

@@ -2,7 +2,6 @@
 
 import httpx
 import pytest
-from openai import OpenAI
 
 from voices.models import Voice
 from voices.standard import STANDARD_VOICES
@@ -10,9 +9,8 @@ from voices.standard import STANDARD_VOICES
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_models_list_in_openai_shape(live_server_url):
-    client = OpenAI(base_url=f"{live_server_url}/v1", api_key="sk-any", max_retries=0)
-    ids = [model.id for model in client.models.list()]
+def test_models_list_in_openai_shape(openai_client):
+    ids = [model.id for model in openai_client.models.list()]
     assert ids == ["csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts", "espeak"]
 
 
@@ -38,19 +36,17 @@ def test_voices_list_the_standard_voices(live_server_url):
     assert all({"id", "name"} <= set(voice) for voice in voices)
 
 
-def test_voices_list_own_and_public_voices_but_not_others_private(
-    live_server_url, default_user, bob
-):
+def test_voices_list_own_and_public_voices_but_not_others_private(api, alice, bob):
     # given a voice of the caller's, a public one of bob's and a private one of bob's
     mine = Voice.objects.create(
-        owner=default_user, name="mine", kind=Voice.Kind.CLONED, source=Voice.Source.UPLOAD
+        owner=alice, name="mine", kind=Voice.Kind.CLONED, source=Voice.Source.UPLOAD
     )
     shared = Voice.objects.create(
         owner=bob, name="shared", kind=Voice.Kind.CLONED, source="upload", is_public=True
     )
     Voice.objects.create(owner=bob, name="bobs-secret", kind=Voice.Kind.CLONED, source="upload")
     # when
-    voices = httpx.get(f"{live_server_url}/v1/audio/voices").json()["voices"]
+    voices = api.get("/v1/audio/voices").json()["voices"]
     # then
     stored = {voice["name"]: voice for voice in voices if voice["kind"] != "standard"}
     assert set(stored) == {"mine", "shared"}
@@ -115,3 +111,13 @@ def test_the_api_docs_page_is_served_without_external_assets(live_server_url):
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
     assert "cdn.jsdelivr" not in response.text
+
+
+def test_voices_list_without_a_key_shows_public_voices_only(live_server_url, alice):
+    Voice.objects.create(owner=alice, name="private", kind=Voice.Kind.CLONED, source="upload")
+    Voice.objects.create(
+        owner=alice, name="published", kind=Voice.Kind.CLONED, source="upload", is_public=True
+    )
+    voices = httpx.get(f"{live_server_url}/v1/audio/voices").json()["voices"]
+    stored = {voice["name"] for voice in voices if voice["kind"] != "standard"}
+    assert stored == {"published"}

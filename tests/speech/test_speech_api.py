@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 
 import av
-import httpx
 import numpy as np
 import openai
 import pytest
@@ -52,8 +51,8 @@ def decode(data: bytes) -> DecodedAudio:
 
 
 @pytest.fixture
-def client(live_server_url: str) -> OpenAI:
-    return OpenAI(base_url=f"{live_server_url}/v1", api_key="sk-any", max_retries=0, timeout=60)
+def client(openai_client: OpenAI) -> OpenAI:
+    return openai_client
 
 
 @pytest.mark.parametrize(
@@ -81,7 +80,7 @@ def test_it_speaks_every_container_format(client, response_format, container, co
     assert np.abs(decoded.samples).max() > 0.05
 
 
-def test_it_returns_the_content_type_of_each_format(live_server_url):
+def test_it_returns_the_content_type_of_each_format(api):
     expected = {
         "mp3": "audio/mpeg",
         "opus": "audio/opus",
@@ -91,18 +90,16 @@ def test_it_returns_the_content_type_of_each_format(live_server_url):
         "pcm": "audio/pcm",
     }
     for response_format, content_type in expected.items():
-        response = httpx.post(
-            f"{live_server_url}/v1/audio/speech",
+        response = api.post(
+            "/v1/audio/speech",
             json={"model": "tts-1", "input": "Hello.", "response_format": response_format},
         )
         assert response.status_code == 200
         assert response.headers["content-type"] == content_type
 
 
-def test_it_defaults_to_mp3(live_server_url):
-    response = httpx.post(
-        f"{live_server_url}/v1/audio/speech", json={"model": "tts-1", "input": "Hello there."}
-    )
+def test_it_defaults_to_mp3(api):
+    response = api.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hello there."})
     assert response.status_code == 200
     assert response.headers["content-type"] == "audio/mpeg"
     assert decode(response.content).codec in {"mp3", "mp3float"}
@@ -172,22 +169,22 @@ def test_voices_sound_different(client):
     assert alloy != onyx
 
 
-def test_voice_can_be_given_as_an_object(live_server_url):
-    by_object = httpx.post(
-        f"{live_server_url}/v1/audio/speech",
+def test_voice_can_be_given_as_an_object(api):
+    by_object = api.post(
+        "/v1/audio/speech",
         json={"model": "tts-1", "input": "Hi.", "voice": {"id": "onyx"}, "response_format": "pcm"},
     )
-    by_name = httpx.post(
-        f"{live_server_url}/v1/audio/speech",
+    by_name = api.post(
+        "/v1/audio/speech",
         json={"model": "tts-1", "input": "Hi.", "voice": "onyx", "response_format": "pcm"},
     )
     assert by_object.status_code == 200
     assert len(by_object.content) == pytest.approx(len(by_name.content), rel=0.01)
 
 
-def test_missing_voice_is_accepted(live_server_url):
-    url = f"{live_server_url}/v1/audio/speech"
-    without = httpx.post(url, json={"model": "tts-1", "input": "Hi.", "response_format": "pcm"})
+def test_missing_voice_is_accepted(api):
+    url = "/v1/audio/speech"
+    without = api.post(url, json={"model": "tts-1", "input": "Hi.", "response_format": "pcm"})
     assert without.status_code == 200
     assert len(without.content) > 24000 * 2 * 0.2
 
@@ -198,10 +195,8 @@ def test_every_model_name_speaks(client):
         assert decode(audio.content).seconds > 0.2
 
 
-def test_the_original_api_prefix_works(live_server_url):
-    response = httpx.post(
-        f"{live_server_url}/api/v1/audio/speech", json={"model": "tts-1", "input": "Hello."}
-    )
+def test_the_original_api_prefix_works(api):
+    response = api.post("/api/v1/audio/speech", json={"model": "tts-1", "input": "Hello."})
     assert response.status_code == 200
     assert response.headers["content-type"] == "audio/mpeg"
 
@@ -324,8 +319,8 @@ def test_invalid_parameters_are_refused_by_name(client, overrides, param):
     assert error.param == param
 
 
-def test_missing_model_is_refused(live_server_url):
-    response = httpx.post(f"{live_server_url}/v1/audio/speech", json={"input": "Hello."})
+def test_missing_model_is_refused(api):
+    response = api.post("/v1/audio/speech", json={"input": "Hello."})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "model"
     assert response.json()["error"]["code"] == "missing_required_parameter"
@@ -338,9 +333,9 @@ def test_unknown_model_is_a_404(client):
     assert caught.value.param == "model"
 
 
-def test_malformed_json_is_a_400(live_server_url):
-    response = httpx.post(
-        f"{live_server_url}/v1/audio/speech",
+def test_malformed_json_is_a_400(api):
+    response = api.post(
+        "/v1/audio/speech",
         content=b'{"model": "tts-1", "input": ',
         headers={"Content-Type": "application/json"},
     )
@@ -348,18 +343,18 @@ def test_malformed_json_is_a_400(live_server_url):
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
 
-def test_an_oversized_body_is_refused(live_server_url):
-    response = httpx.post(
-        f"{live_server_url}/v1/audio/speech",
+def test_an_oversized_body_is_refused(api):
+    response = api.post(
+        "/v1/audio/speech",
         json={"model": "tts-1", "input": "Hello.", "padding": "x" * 300_000},
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
 
 
-def test_a_cloned_voice_is_refused_by_an_engine_that_cannot_clone(client, default_user):
+def test_a_cloned_voice_is_refused_by_an_engine_that_cannot_clone(client, alice):
     Voice.objects.create(
-        owner=default_user,
+        owner=alice,
         name="my-clone",
         kind=Voice.Kind.CLONED,
         source=Voice.Source.UPLOAD,
@@ -413,7 +408,7 @@ def test_a_retryable_engine_failure_is_a_503(client, monkeypatch):
     assert client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.").content
 
 
-def test_a_client_that_disconnects_stops_its_generation(live_server_url, monkeypatch):
+def test_a_client_that_disconnects_stops_its_generation(api, monkeypatch):
     # given an engine that would speak forever, a chunk every 20 ms
     stopped = threading.Event()
 
@@ -427,11 +422,12 @@ def test_a_client_that_disconnects_stops_its_generation(live_server_url, monkeyp
 
     monkeypatch.setattr(EspeakEngine, "synthesize", endless)
     # when the client reads the first audio and hangs up
-    with httpx.stream(
+    with api.stream(
         "POST",
-        f"{live_server_url}/v1/audio/speech",
+        "/v1/audio/speech",
         json={"model": "tts-1", "input": "Hello.", "response_format": "pcm"},
     ) as response:
+        assert response.status_code == 200, response.read()
         assert next(response.iter_raw())
         assert speech_slots.inflight == 1
     # then the server stops generating and frees the slot

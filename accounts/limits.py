@@ -1,0 +1,99 @@
+"""Per-key limits on speech generation: requests per minute and concurrent generations.
+
+Counters live in the Django cache: Redis in production (shared by every process, INCR is
+atomic, so a burst cannot overshoot), local memory in the embedded single-process default.
+A keyless request is limited per user.
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from accounts.models import ApiKey
+
+_WINDOW_SECONDS = 60
+# A generation slot outlives a crashed process by at most this long.
+_SLOT_TTL_SECONDS = 3600
+
+
+def limit_identity(request: Request) -> str:
+    if isinstance(request.auth, ApiKey):
+        return f"key:{request.auth.pk}"
+    return f"user:{request.user.pk}"
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+            "x-ratelimit-reset-requests": f"{max(1, round(self.reset_seconds))}s",
+        }
+
+
+class RequestsPerMinuteThrottle(BaseThrottle):
+    """A fixed one-minute window per key, counted with an atomic increment."""
+
+    def allow_request(self, request: Request, view) -> bool:
+        limit = settings.RATE_LIMIT_REQUESTS_PER_MINUTE
+        if not limit:
+            return True
+        now = time.time()
+        window = int(now // _WINDOW_SECONDS)
+        counter = f"ratelimit:rpm:{limit_identity(request)}:{window}"
+        cache.add(counter, 0, timeout=_WINDOW_SECONDS * 2)
+        count = cache.incr(counter)
+        self._reset = _WINDOW_SECONDS - (now % _WINDOW_SECONDS)
+        request.rate_limit = RateLimitState(limit, max(0, limit - count), self._reset)
+        return count <= limit
+
+    def wait(self) -> float:
+        return self._reset
+
+
+def generation_slot_acquire(identity: str) -> bool:
+    """Take one of the key's concurrent-generation slots; False when all are taken."""
+    limit = settings.RATE_LIMIT_CONCURRENT
+    if not limit:
+        return True
+    counter = _slot_counter(identity)
+    cache.add(counter, 0, timeout=_SLOT_TTL_SECONDS)
+    if cache.incr(counter) > limit:
+        cache.decr(counter)
+        return False
+    cache.touch(counter, _SLOT_TTL_SECONDS)
+    return True
+
+
+def generation_slot_release(identity: str) -> None:
+    if not settings.RATE_LIMIT_CONCURRENT:
+        return
+    try:
+        cache.decr(_slot_counter(identity))
+    except ValueError:
+        pass  # the counter expired: nothing left to release
+
+
+def _slot_counter(identity: str) -> str:
+    return f"ratelimit:concurrent:{identity}"
+
+
+class RateLimitHeadersMixin:
+    """For API views: report the caller's request budget on every answer, 429s included."""
+
+    def finalize_response(self, request: Request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        state = getattr(request, "rate_limit", None)
+        if state is not None:
+            for name, value in state.headers().items():
+                response[name] = value
+        return response
