@@ -104,18 +104,6 @@ class AudioModelListSerializer(serializers.Serializer):
     models = AudioModelSerializer(many=True)
 
 
-class VoiceSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-    kind = serializers.CharField()
-    public = serializers.BooleanField()
-    owned = serializers.BooleanField()
-
-
-class VoiceListSerializer(serializers.Serializer):
-    voices = VoiceSerializer(many=True)
-
-
 class ResponseFormatSerializer(serializers.Serializer):
     id = serializers.CharField()
     content_type = serializers.CharField()

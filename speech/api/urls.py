@@ -10,6 +10,5 @@ urlpatterns = [
         name="response-formats",
     ),
     path("audio/models", views.AudioModelListView.as_view(), name="audio-models"),
-    path("audio/voices", views.VoiceListView.as_view(), name="voices"),
     path("models", views.ModelListView.as_view(), name="models"),
 ]

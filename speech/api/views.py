@@ -4,7 +4,6 @@ import time
 
 from adrf.views import APIView as AsyncAPIView
 from django.conf import settings
-from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
@@ -28,16 +27,12 @@ from speech.api.serializers import (
     ModelListSerializer,
     ResponseFormatListSerializer,
     SpeechRequestSerializer,
-    VoiceListSerializer,
 )
 from speech.api.streaming import speech_response
 from speech.audio.formats import FORMATS
 from speech.models_catalog import model_ids
 from speech.services import speech_plan
 from speech.synthesis import SpeechStream
-from voices.models import Voice
-from voices.selectors import voices_visible_to
-from voices.standard import STANDARD_VOICES
 
 # Models have no creation date of their own; report when this process started serving them.
 _SERVED_SINCE = int(time.time())
@@ -110,32 +105,6 @@ class AudioModelListView(APIView):
     @extend_schema(responses=AudioModelListSerializer, operation_id="listAudioModels")
     def get(self, request: Request) -> Response:
         return Response({"models": [{"id": name} for name in model_ids()]})
-
-
-class VoiceListView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses=VoiceListSerializer, operation_id="listVoices")
-    def get(self, request: Request) -> Response:
-        user = request.user
-        voices = [
-            {"id": name, "name": name, "kind": "standard", "public": True, "owned": False}
-            for name in STANDARD_VOICES
-        ]
-        stored = voices_visible_to(user).exclude(
-            Q(kind=Voice.Kind.BUILTIN) & Q(name__in=STANDARD_VOICES)
-        )
-        voices += [
-            {
-                "id": str(voice.id),
-                "name": voice.name,
-                "kind": voice.kind,
-                "public": voice.is_public,
-                "owned": user is not None and voice.owner_id == user.pk,
-            }
-            for voice in stored.order_by("name", "created")
-        ]
-        return Response({"voices": voices})
 
 
 class ResponseFormatListView(APIView):
