@@ -32,6 +32,8 @@ class SpeechPlan:
     # Cap on generated audio, in engine samples.
     max_samples: int
     input_tokens: int
+    # The request's input as sent, for usage accounting.
+    input_characters: int
 
 
 async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) -> SpeechPlan:
@@ -69,6 +71,7 @@ async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) ->
         audio_format=FORMATS[data["response_format"]],
         max_samples=int(max_ms * capabilities.sample_rate / 1000),
         input_tokens=engine.count_input_tokens(text),
+        input_characters=len(data["input"]),
     )
 
 

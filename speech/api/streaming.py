@@ -16,8 +16,12 @@ from functools import cache
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from rest_framework.request import Request
 
-from accounts.errors import SERVER_ERROR, ApiError, service_unavailable
+from accounts.errors import SERVER_ERROR, ApiError, rate_limited, service_unavailable
+from accounts.limits import generation_slot_acquire, generation_slot_release, limit_identity
+from accounts.models import ApiKey
+from accounts.services import usage_record
 from speech.admission import speech_slots
 from speech.engines.base import EngineError
 from speech.synthesis import SpeechStream
@@ -104,12 +108,19 @@ class SpeechResponse(StreamingHttpResponse):
             super().close()
 
 
-async def speech_response(
-    stream: SpeechStream, *, sse: bool, on_finished: Callable[[], None]
-) -> SpeechResponse:
-    """Stream `stream`; `on_finished` runs (on a thread that may use the database) once the
-    response is done with, however it ended, unless no response could be started at all."""
+async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) -> SpeechResponse:
+    """Admit the caller's generation and stream it; the slots it takes are given back and
+    its usage recorded however the response ends."""
+    identity = limit_identity(request)
+    api_key = request.auth if isinstance(request.auth, ApiKey) else None
+    if not generation_slot_acquire(identity):
+        raise rate_limited(
+            "Too many generations at once for this API key; wait for one to finish.",
+            code="concurrency_limit_exceeded",
+            retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
+        )
     if not speech_slots.try_acquire():
+        generation_slot_release(identity)
         raise service_unavailable(
             "The server is busy generating other requests; retry shortly.",
             code="server_busy",
@@ -123,10 +134,17 @@ async def speech_response(
             released.set()
             pump.close()
             speech_slots.release()
+            generation_slot_release(identity)
 
     def finish() -> None:
+        # Runs from response.close(), on a thread where the database may be used.
         release()
-        on_finished()
+        usage_record(
+            user=request.user,
+            api_key=api_key,
+            input_characters=stream.plan.input_characters,
+            audio_seconds=stream.audio_seconds,
+        )
 
     try:
         first = await pump.next()

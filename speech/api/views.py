@@ -3,7 +3,6 @@
 import time
 
 from adrf.views import APIView as AsyncAPIView
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
@@ -11,16 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import rate_limited
-from accounts.limits import (
-    RateLimitHeadersMixin,
-    RequestsPerMinuteThrottle,
-    generation_slot_acquire,
-    generation_slot_release,
-    limit_identity,
-)
-from accounts.models import ApiKey
-from accounts.services import usage_record
+from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from speech.api.serializers import (
     SPEECH_RESPONSES,
     AudioModelListSerializer,
@@ -59,32 +49,8 @@ class SpeechView(RateLimitHeadersMixin, AsyncAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         plan = await speech_plan(user=request.user, data=data)
-        identity = limit_identity(request)
-        if not generation_slot_acquire(identity):
-            raise rate_limited(
-                "Too many generations at once for this API key; wait for one to finish.",
-                code="concurrency_limit_exceeded",
-                retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
-            )
-        stream = SpeechStream(plan)
-        api_key = request.auth if isinstance(request.auth, ApiKey) else None
-
-        def finished() -> None:
-            generation_slot_release(identity)
-            usage_record(
-                user=request.user,
-                api_key=api_key,
-                input_characters=len(data["input"]),
-                audio_seconds=stream.audio_seconds,
-            )
-
-        try:
-            return await speech_response(
-                stream, sse=data["stream_format"] == "sse", on_finished=finished
-            )
-        except BaseException:
-            generation_slot_release(identity)
-            raise
+        sse = data["stream_format"] == "sse"
+        return await speech_response(SpeechStream(plan), sse=sse, request=request)
 
 
 class ModelListView(APIView):
