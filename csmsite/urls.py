@@ -15,6 +15,7 @@ urlpatterns = [
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("", include("accounts.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
 ]
 

@@ -1,21 +1,14 @@
-"""Writes on voices. A voice's row and its files come and go together."""
+"""Writes on voices. A voice's row and its files come and go together (see voices/signals.py)."""
 
 from django.db import transaction
 
 from voices.models import Voice
 
 
+@transaction.atomic
 def voice_delete(*, voice: Voice) -> None:
-    """Delete the row, then its reference audio once the deletion is committed.
-
-    Removing the file only after the commit means a failed delete leaves both in place.
-    """
-    storage_name = voice.reference_audio.name
-    storage = voice.reference_audio.storage
-    with transaction.atomic():
-        voice.delete()
-        if storage_name:
-            transaction.on_commit(lambda: storage.delete(storage_name))
+    """Delete the voice; its reference audio is removed once the deletion is committed."""
+    voice.delete()
 
 
 def voice_set_public(*, voice: Voice, public: bool) -> Voice:

@@ -1,0 +1,69 @@
+"""Browser pages: signing in and out, and managing one's own API keys.
+
+A new key's plaintext exists only in the response to the POST that created it: it is never
+put in the session, in a message or in a redirect URL, and the page is marked no-store so no
+cache keeps it either.
+"""
+
+import dataclasses
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import ApiKeyCreateForm
+from accounts.models import ApiKey
+from accounts.selectors import api_keys_of
+from accounts.services import api_key_create, api_key_revoke
+
+
+class SignInView(LoginView):
+    # Someone already signed in has nothing to do on the login page.
+    redirect_authenticated_user = True
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyRow:
+    key: ApiKey
+    status: str
+
+
+def _status(api_key: ApiKey, now) -> str:
+    if api_key.revoked is not None:
+        return "revoked"
+    return "active" if api_key.is_usable(now) else "expired"
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    new_key = None
+    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        now = timezone.now()
+        _, new_key = api_key_create(
+            owner=request.user, name=form.cleaned_data["name"], expires=form.expires_at(now=now)
+        )
+        # A blank form: the fields of the key just made are done with.
+        form = ApiKeyCreateForm()
+    now = timezone.now()
+    rows = [_KeyRow(key=key, status=_status(key, now)) for key in api_keys_of(request.user)]
+    return render(
+        request, "accounts/api_keys.html", {"form": form, "rows": rows, "new_key": new_key}
+    )
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    # Filtering by owner makes another user's key look like no key at all: a 404, not a 403.
+    api_key = get_object_or_404(ApiKey, pk=key_id, owner=request.user)
+    api_key_revoke(api_key=api_key)
+    messages.success(request, f"Revoked the key {api_key.display}.")
+    return redirect("api-keys")
