@@ -17,11 +17,6 @@ from accounts.models import ApiKey
 from accounts.selectors import api_key_authenticate
 from accounts.services import user_default
 
-NO_KEY_MESSAGE = (
-    "You didn't provide an API key. Provide it in an Authorization header using Bearer auth "
-    "(Authorization: Bearer YOUR_KEY)."
-)
-
 
 def keyless_mode() -> bool:
     return settings.AUTH_MODE == "open"

@@ -16,6 +16,10 @@ from rest_framework.response import Response
 logger = logging.getLogger(__name__)
 
 INVALID_REQUEST = "invalid_request_error"
+NO_KEY_MESSAGE = (
+    "You didn't provide an API key. Provide it in an Authorization header using Bearer auth "
+    "(Authorization: Bearer YOUR_KEY)."
+)
 SERVER_ERROR = "server_error"
 
 # DRF validation codes → the codes OpenAI uses for the same mistakes.
@@ -127,7 +131,7 @@ def api_error_from(exc: Exception) -> ApiError | None:
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return ApiError(
             401,
-            str(exc.detail),
+            NO_KEY_MESSAGE if isinstance(exc, drf_exceptions.NotAuthenticated) else str(exc.detail),
             code="invalid_api_key",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )

@@ -19,12 +19,16 @@ def api_key_authenticate(key: str) -> ApiKey | None:
         return None
     hashed = key_hash(key)
     cache_key = api_key_cache_key(hashed)
-    api_key = cache.get(cache_key)
-    if api_key is None:
+    cached = cache.get(cache_key)
+    if isinstance(cached, ApiKey):
+        api_key = cached
+    else:
         api_key = ApiKey.objects.select_related("owner").filter(hashed_key=hashed).first()
         if api_key is None:
             return None
-        cache.set(cache_key, api_key, timeout=_KEY_CACHE_SECONDS)
+        if cached is None:
+            # add, not set: a key changed meanwhile is marked forgotten and stays uncached.
+            cache.add(cache_key, api_key, timeout=_KEY_CACHE_SECONDS)
     # The lookup was by hash already; compare in constant time all the same.
     if not hmac.compare_digest(api_key.hashed_key, hashed):
         return None

@@ -16,6 +16,10 @@ from accounts.models import ApiKey, Usage
 
 _DEFAULT_USER_CACHE_KEY = "accounts:default-user"
 _DEFAULT_USER_CACHE_SECONDS = 60
+_FORGOTTEN = "forgotten"
+# At least as long as the authenticator keeps a key cached.
+_FORGOTTEN_SECONDS = 60
+_TOUCH_SECONDS = 60
 
 
 @transaction.atomic
@@ -91,8 +95,12 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
 
 
 def api_key_forget(*, hashed_key: str) -> None:
-    """Drop a key from the authentication cache, so a change takes effect at once."""
-    cache.delete(api_key_cache_key(hashed_key))
+    """Drop a key from the authentication cache, so a change takes effect at once.
+
+    A marker rather than a delete: a request that read the key just before the change must
+    not put the old copy back (the authenticator only adds to an empty entry).
+    """
+    cache.set(api_key_cache_key(hashed_key), _FORGOTTEN, timeout=_FORGOTTEN_SECONDS)
 
 
 def api_key_cache_key(hashed_key: str) -> str:
@@ -100,9 +108,9 @@ def api_key_cache_key(hashed_key: str) -> str:
 
 
 def api_key_touch(*, api_key: ApiKey, now: datetime.datetime) -> None:
-    """Record use at most once a minute per key: not a write on every request."""
-    stale_before = now - datetime.timedelta(seconds=60)
-    if api_key.last_used is None or api_key.last_used < stale_before:
+    """Record use at most once a minute per key, across all processes: an atomic cache add
+    decides which request writes."""
+    if cache.add(f"accounts:api-key-touched:{api_key.pk}", True, timeout=_TOUCH_SECONDS):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used=now)
         api_key.last_used = now
 

@@ -21,5 +21,6 @@ def user_changed(sender, instance, **kwargs) -> None:
 
 @receiver(post_save, sender=ApiKey)
 @receiver(post_delete, sender=ApiKey)
-def api_key_changed(sender, instance: ApiKey, **kwargs) -> None:
-    api_key_forget(hashed_key=instance.hashed_key)
+def api_key_changed(sender, instance: ApiKey, created: bool = False, **kwargs) -> None:
+    if not created:  # a new key cannot be cached yet
+        api_key_forget(hashed_key=instance.hashed_key)
