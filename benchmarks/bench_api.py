@@ -38,6 +38,8 @@ LEVEL_DEADLINE_S = 120.0
 REQUEST_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+# Filled by prepare_database: the Authorization header of the benchmark's API key.
+HEADERS: dict[str, str] = {}
 FORMAT_NAMES = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 ENCODE_REPEATS = 5
 INPROCESS_RUNS = 40
@@ -71,16 +73,34 @@ def bench_env(var_dir: Path) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="csmsite.settings",
         # Above the highest concurrency, so no request is refused with 503 server_busy.
         SPEECH_MAX_INFLIGHT="64",
+        # One key sends every request: per-key limits would measure the limiter, not the server.
+        RATE_LIMIT_REQUESTS_PER_MINUTE="0",
+        RATE_LIMIT_CONCURRENT="0",
         LOG_LEVEL="WARNING",
     )
     return env
 
 
+def prepare_database(env: dict[str, str]) -> None:
+    """Migrate the private database and make the API key every request is sent with."""
+    subprocess.run(
+        [*MANAGE, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    created = subprocess.run(
+        [*MANAGE, "createapikey", "bench"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    # Requests authenticate as a real key does in production: the key is the last line.
+    HEADERS["Authorization"] = f"Bearer {created.stdout.strip().splitlines()[-1]}"
+
+
 @contextmanager
 def running_server(env: dict[str, str]) -> Iterator[str]:
-    """Migrate, start `manage.py serve`, wait for /readyz; always stop it afterwards."""
-    migrate = [*MANAGE, "migrate", "--noinput"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    """Start `manage.py serve`, wait for /readyz; always stop it afterwards."""
     port = free_port()
     base_url = f"http://{HOST}:{port}"
     # Server output goes to our stderr: stdout is reserved for the table.
@@ -166,7 +186,9 @@ async def one_request(client: httpx.AsyncClient, payload: dict = PAYLOAD) -> Sam
 async def http_client(base_url: str, connections: int) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=timeout, headers=HEADERS
+    ) as client:
         yield client
 
 
@@ -367,6 +389,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         env = bench_env(Path(tmp))
+        prepare_database(env)
         setup_django(env)
         levels = []
         with running_server(env) as base_url:
