@@ -428,10 +428,13 @@ def test_a_client_that_disconnects_stops_its_generation(api, monkeypatch):
         json={"model": "tts-1", "input": "Hello.", "response_format": "pcm"},
     ) as response:
         assert response.status_code == 200, response.read()
-        first = next(response.iter_raw())
+        # Keep the iterator: a dropped one is closed at once, and closes the connection.
+        chunks = response.iter_raw()
+        first = next(chunks)
         # The patched engine's constant 0.1 is the PCM sample 3277.
         assert set(np.frombuffer(first[:1000], dtype="<i2")) == {3277}
         assert not stopped.is_set()
+        assert speech_slots.inflight == 1
     # then the server stops generating and frees the slot
     assert stopped.wait(timeout=10)
     deadline = time.monotonic() + 10
