@@ -161,7 +161,9 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
     else:
         body = _audio_chunks(first, pump)
         content_type = fmt.content_type
-    response = SpeechResponse(body, content_type=content_type, on_close=finish)
+    response = SpeechResponse(
+        _release_on_failure(body, release), content_type=content_type, on_close=finish
+    )
     response["Cache-Control"] = "no-store"
     # Tell reverse proxies (nginx) not to buffer: audio must flow as it is made.
     response["X-Accel-Buffering"] = "no"
@@ -176,6 +178,19 @@ def _engine_error(exc: EngineError) -> ApiError:
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
     return ApiError(500, f"Speech generation failed: {exc.message}", type=SERVER_ERROR)
+
+
+async def _release_on_failure(
+    body: AsyncIterator[bytes], release: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """Free the slots if the body fails mid-stream: Django closes a response (and so runs its
+    clean-up) only when the body ends or the client leaves, not when the body raises."""
+    try:
+        async for part in body:
+            yield part
+    except BaseException:
+        release()
+        raise
 
 
 async def _audio_chunks(first: bytes | None, pump: BackgroundIterator) -> AsyncIterator[bytes]:

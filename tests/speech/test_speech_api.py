@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import av
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -437,6 +438,25 @@ def test_a_client_that_disconnects_stops_its_generation(api, monkeypatch):
         assert speech_slots.inflight == 1
     # then the server stops generating and frees the slot
     assert stopped.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while speech_slots.inflight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert speech_slots.inflight == 0
+
+
+def test_a_failure_mid_stream_cuts_the_response_and_frees_the_slot(api, monkeypatch):
+    # given an engine that fails after its first audio
+    def fail_later(self, chunks, voice, params):
+        yield np.full(22050, 0.1, dtype=np.float32)
+        raise EngineError("device lost", retryable=True)
+
+    monkeypatch.setattr(EspeakEngine, "synthesize", fail_later)
+    # when: the status is already sent, so the only honest signal is a cut-off body
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.post(
+            "/v1/audio/speech", json={"model": "tts-1", "input": "Hi.", "response_format": "pcm"}
+        )
+    # then the generation slot comes back
     deadline = time.monotonic() + 10
     while speech_slots.inflight and time.monotonic() < deadline:
         time.sleep(0.02)
