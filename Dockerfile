@@ -5,8 +5,9 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN python manage.py collectstatic --noinput -v0
-RUN useradd --create-home --uid 1000 csm && mkdir -p var && chown -R csm var
+# A throw-away key: collectstatic must not generate (and so bake in) the real one.
+RUN SECRET_KEY=collectstatic-only-not-a-real-secret-key-000 python manage.py collectstatic --noinput -v0
+RUN useradd --create-home --uid 1000 csm && mkdir -p var/media && chown -R csm var
 USER csm
 EXPOSE 8000
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"

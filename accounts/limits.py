@@ -16,7 +16,8 @@ from rest_framework.throttling import BaseThrottle
 from accounts.models import ApiKey
 
 _WINDOW_SECONDS = 60
-# A generation slot outlives a crashed process by at most this long.
+# The counter expires this long after it was created, taking with it any count a crashed
+# process left behind.
 _SLOT_TTL_SECONDS = 3600
 
 
@@ -70,7 +71,6 @@ def generation_slot_acquire(identity: str) -> bool:
     if cache.incr(counter) > limit:
         cache.decr(counter)
         return False
-    cache.touch(counter, _SLOT_TTL_SECONDS)
     return True
 
 

@@ -40,8 +40,9 @@ class Usage(models.Model):
     """What one user, through one key (or keyless), generated on one day."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # RESTRICT: usage keeps its key (keys are revoked, not deleted) unless the user goes too.
     api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
+        ApiKey, null=True, blank=True, on_delete=models.RESTRICT, related_name="usage"
     )
     day = models.DateField()
     requests = models.PositiveIntegerField(default=0)

@@ -67,8 +67,11 @@ def free_port() -> int:
 
 def bench_env(var_dir: Path) -> dict[str, str]:
     """The server's environment: own VAR_DIR (SQLite, secret key), no external services."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env = dict(os.environ)
     env.update(
+        # Empty, not absent: an absent variable would be filled in from a .env file.
+        DATABASE_URL="",
+        REDIS_URL="",
         VAR_DIR=str(var_dir),
         DJANGO_SETTINGS_MODULE="csmsite.settings",
         # Above the highest concurrency, so no request is refused with 503 server_busy.

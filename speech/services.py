@@ -69,7 +69,8 @@ async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) ->
         params=params,
         stretch=stretch,
         audio_format=FORMATS[data["response_format"]],
-        max_samples=int(max_ms * capabilities.sample_rate / 1000),
+        # The cap is on the audio delivered: stretching by `stretch` shortens it that much.
+        max_samples=int(max_ms * capabilities.sample_rate / 1000 * stretch),
         input_tokens=engine.count_input_tokens(text),
         input_characters=len(data["input"]),
     )

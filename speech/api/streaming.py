@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from django.conf import settings
+from django.db import connections
 from django.http import StreamingHttpResponse
 from rest_framework.request import Request
 
@@ -36,18 +37,29 @@ def _executor() -> ThreadPoolExecutor:
 
 
 _END = object()
+# A consumer that takes nothing for this long has gone (or never started): stop generating.
+_STALL_SECONDS = 60.0
 
 
 class BackgroundIterator:
     """Run a blocking iterator on a worker thread that hands items to the event loop.
 
     The worker runs ahead of the consumer by at most `max_ahead` items, so items cost a
-    wake-up of the loop rather than a round trip per item; `close()` stops it at the next
-    item and the worker closes the iterator itself (a generator belongs to one thread).
+    wake-up of the loop rather than a round trip per item. `close()` stops it before its next
+    item; the worker closes the iterator itself (a generator belongs to one thread) and then
+    runs `on_exit`. The worker, not the response, decides when the work has really ended: a
+    response that is never started or closed cannot keep it, or what `on_exit` frees, forever.
     """
 
-    def __init__(self, iterator: Iterator[bytes], *, max_ahead: int = 8) -> None:
+    def __init__(
+        self,
+        iterator: Iterator[bytes],
+        *,
+        on_exit: Callable[[], None],
+        max_ahead: int = 8,
+    ) -> None:
         self._iterator = iterator
+        self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
         self._space = threading.Semaphore(max_ahead)
@@ -57,17 +69,26 @@ class BackgroundIterator:
     def _run(self) -> None:
         outcome: BaseException | None = None
         try:
-            for item in self._iterator:
-                self._space.acquire()
+            while not self._cancelled.is_set():
+                try:
+                    item = next(self._iterator)
+                except StopIteration:
+                    break
+                if not self._space.acquire(timeout=_STALL_SECONDS):
+                    logger.warning("speech client stopped reading; generation abandoned")
+                    self._cancelled.set()
                 if self._cancelled.is_set():
-                    return
+                    break
                 self._hand_over(item, None)
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the consumer, which re-raises it
             outcome = exc
         finally:
-            close = getattr(self._iterator, "close", None)
-            if close is not None:
-                close()
+            try:
+                close = getattr(self._iterator, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self._on_exit()
         if not self._cancelled.is_set():
             self._hand_over(_END, outcome)
 
@@ -109,8 +130,8 @@ class SpeechResponse(StreamingHttpResponse):
 
 
 async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) -> SpeechResponse:
-    """Admit the caller's generation and stream it; the slots it takes are given back and
-    its usage recorded however the response ends."""
+    """Admit the caller's generation and stream it. The slots it takes are given back, and its
+    usage recorded, by the worker when generation stops, however the response ends."""
     identity = limit_identity(request)
     api_key = request.auth if isinstance(request.auth, ApiKey) else None
     if not generation_slot_acquire(identity):
@@ -126,25 +147,25 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
             code="server_busy",
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
-    pump = BackgroundIterator(iter(stream))
-    released = threading.Event()
 
-    def release() -> None:
-        if not released.is_set():
-            released.set()
-            pump.close()
-            speech_slots.release()
-            generation_slot_release(identity)
+    def worker_exit() -> None:
+        # On the worker thread, once generation has really stopped, however it ended.
+        speech_slots.release()
+        generation_slot_release(identity)
+        try:
+            if stream.audio_seconds > 0:
+                usage_record(
+                    user=request.user,
+                    api_key=api_key,
+                    input_characters=stream.plan.input_characters,
+                    audio_seconds=stream.audio_seconds,
+                )
+        finally:
+            # This pool thread may not use the database again for a long while.
+            connections.close_all()
 
-    def finish() -> None:
-        # Runs from response.close(), on a thread where the database may be used.
-        release()
-        usage_record(
-            user=request.user,
-            api_key=api_key,
-            input_characters=stream.plan.input_characters,
-            audio_seconds=stream.audio_seconds,
-        )
+    pump = BackgroundIterator(iter(stream), on_exit=worker_exit)
+    release = pump.close
 
     try:
         first = await pump.next()
@@ -162,7 +183,7 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
         body = _audio_chunks(first, pump)
         content_type = fmt.content_type
     response = SpeechResponse(
-        _release_on_failure(body, release), content_type=content_type, on_close=finish
+        _release_on_failure(body, release), content_type=content_type, on_close=release
     )
     response["Cache-Control"] = "no-store"
     # Tell reverse proxies (nginx) not to buffer: audio must flow as it is made.
@@ -183,8 +204,8 @@ def _engine_error(exc: EngineError) -> ApiError:
 async def _release_on_failure(
     body: AsyncIterator[bytes], release: Callable[[], None]
 ) -> AsyncIterator[bytes]:
-    """Free the slots if the body fails mid-stream: Django closes a response (and so runs its
-    clean-up) only when the body ends or the client leaves, not when the body raises."""
+    """Stop the worker at once if the body fails mid-stream: Django closes a response only
+    when the body ends or the client leaves, not when the body raises."""
     try:
         async for part in body:
             yield part

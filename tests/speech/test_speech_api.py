@@ -461,3 +461,16 @@ def test_a_failure_mid_stream_cuts_the_response_and_frees_the_slot(api, monkeypa
     while speech_slots.inflight and time.monotonic() < deadline:
         time.sleep(0.02)
     assert speech_slots.inflight == 0
+
+
+@pytest.mark.parametrize("speed", [0.25, 1.0, 4.0])
+def test_max_audio_length_ms_caps_the_delivered_audio_at_any_speed(client, speed):
+    audio = client.audio.speech.create(
+        model="tts-1",
+        voice="alloy",
+        input=SENTENCES,
+        response_format="pcm",
+        speed=speed,
+        extra_body={"max_audio_length_ms": 1000},
+    )
+    assert len(audio.content) / 2 / 24000 == pytest.approx(1.0, abs=0.1)
