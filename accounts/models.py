@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -29,11 +31,15 @@ class ApiKey(models.Model):
     def display(self) -> str:
         return f"{self.prefix}…{self.last_four}"
 
-    def is_usable(self, now=None) -> bool:
-        now = now or timezone.now()
+    def is_usable(self, now: datetime.datetime | None = None) -> bool:
+        return self.status(now) == "active"
+
+    def status(self, now: datetime.datetime | None = None) -> str:
+        """active, revoked or expired."""
         if self.revoked is not None:
-            return False
-        return self.expires is None or self.expires > now
+            return "revoked"
+        now = now or timezone.now()
+        return "active" if self.expires is None or self.expires > now else "expired"
 
 
 class Usage(models.Model):

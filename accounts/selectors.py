@@ -2,6 +2,7 @@
 
 import hmac
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -39,5 +40,5 @@ def api_key_authenticate(key: str) -> ApiKey | None:
     return api_key
 
 
-def api_keys_of(user) -> list[ApiKey]:
+def api_keys_of(*, user: AbstractBaseUser) -> list[ApiKey]:
     return list(ApiKey.objects.filter(owner=user).order_by("-created"))

@@ -33,12 +33,6 @@ class _KeyRow:
     status: str
 
 
-def _status(api_key: ApiKey, now) -> str:
-    if api_key.revoked is not None:
-        return "revoked"
-    return "active" if api_key.is_usable(now) else "expired"
-
-
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -53,7 +47,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         # A blank form: the fields of the key just made are done with.
         form = ApiKeyCreateForm()
     now = timezone.now()
-    rows = [_KeyRow(key=key, status=_status(key, now)) for key in api_keys_of(request.user)]
+    rows = [_KeyRow(key=key, status=key.status(now)) for key in api_keys_of(user=request.user)]
     return render(
         request, "accounts/api_keys.html", {"form": form, "rows": rows, "new_key": new_key}
     )
