@@ -46,20 +46,23 @@ class BackgroundIterator:
 
     The worker runs ahead of the consumer by at most `max_ahead` items, so items cost a
     wake-up of the loop rather than a round trip per item. `close()` stops it before its next
-    item; the worker closes the iterator itself (a generator belongs to one thread) and then
-    runs `on_exit`. The worker, not the response, decides when the work has really ended: a
-    response that is never started or closed cannot keep it, or what `on_exit` frees, forever.
+    item; the worker closes the iterator itself (a generator belongs to one thread), runs
+    `on_stop`, hands over the end, then runs `after_stop`. The worker, not the response,
+    decides when the work has really ended: a response that is never started or closed cannot
+    keep it, or what `on_stop` frees, forever.
     """
 
     def __init__(
         self,
         iterator: Iterator[bytes],
         *,
-        on_exit: Callable[[], None],
+        on_stop: Callable[[], None],
+        after_stop: Callable[[], None],
         max_ahead: int = 8,
     ) -> None:
         self._iterator = iterator
-        self._on_exit = on_exit
+        self._on_stop = on_stop
+        self._after_stop = after_stop
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
         self._space = threading.Semaphore(max_ahead)
@@ -88,9 +91,11 @@ class BackgroundIterator:
                 if close is not None:
                     close()
             finally:
-                self._on_exit()
+                self._on_stop()
         if not self._cancelled.is_set():
             self._hand_over(_END, outcome)
+        # Slow bookkeeping goes after the hand-over, off the response's critical path.
+        self._after_stop()
 
     def _hand_over(self, item: object, error: BaseException | None) -> None:
         try:
@@ -148,10 +153,12 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
 
-    def worker_exit() -> None:
-        # On the worker thread, once generation has really stopped, however it ended.
+    # Both run on the worker thread once generation has really stopped, however it ended.
+    def free_slots() -> None:
         speech_slots.release()
         generation_slot_release(identity)
+
+    def record_usage() -> None:
         try:
             if stream.audio_seconds > 0:
                 usage_record(
@@ -160,11 +167,13 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
                     input_characters=stream.plan.input_characters,
                     audio_seconds=stream.audio_seconds,
                 )
+        except Exception:
+            logger.exception("could not record speech usage")
         finally:
             # This pool thread may not use the database again for a long while.
             connections.close_all()
 
-    pump = BackgroundIterator(iter(stream), on_exit=worker_exit)
+    pump = BackgroundIterator(iter(stream), on_stop=free_slots, after_stop=record_usage)
     release = pump.close
 
     try:
