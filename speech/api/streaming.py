@@ -174,15 +174,13 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
             connections.close_all()
 
     pump = BackgroundIterator(iter(stream), on_stop=free_slots, after_stop=record_usage)
-    release = pump.close
-
     try:
         first = await pump.next()
     except EngineError as exc:
-        release()
+        pump.close()
         raise _engine_error(exc) from exc
     except BaseException:
-        release()
+        pump.close()
         raise
     fmt = stream.plan.audio_format
     if sse:
@@ -192,7 +190,7 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
         body = _audio_chunks(first, pump)
         content_type = fmt.content_type
     response = SpeechResponse(
-        _release_on_failure(body, release), content_type=content_type, on_close=release
+        _stop_on_failure(body, pump), content_type=content_type, on_close=pump.close
     )
     response["Cache-Control"] = "no-store"
     # Tell reverse proxies (nginx) not to buffer: audio must flow as it is made.
@@ -210,8 +208,8 @@ def _engine_error(exc: EngineError) -> ApiError:
     return ApiError(500, f"Speech generation failed: {exc.message}", type=SERVER_ERROR)
 
 
-async def _release_on_failure(
-    body: AsyncIterator[bytes], release: Callable[[], None]
+async def _stop_on_failure(
+    body: AsyncIterator[bytes], pump: BackgroundIterator
 ) -> AsyncIterator[bytes]:
     """Stop the worker at once if the body fails mid-stream: Django closes a response only
     when the body ends or the client leaves, not when the body raises."""
@@ -219,7 +217,7 @@ async def _release_on_failure(
         async for part in body:
             yield part
     except BaseException:
-        release()
+        pump.close()
         raise
 
 
