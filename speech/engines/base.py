@@ -35,6 +35,8 @@ class Capabilities:
     native_speed_range: tuple[float, float] | None
     # Longest text the engine takes in one go; the API splits longer input at sentences.
     max_chunk_chars: int
+    # Output that must carry the AudioSeal watermark (generative speech models).
+    watermarked: bool = False
 
 
 @dataclass(frozen=True)
