@@ -206,8 +206,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Speech engines -------------------------------------------------------------------------
-# Which engine the OpenAI model names (tts-1, csm-1b, ...) mean.
-DEFAULT_ENGINE = env_str("DEFAULT_ENGINE", "espeak")
+# Which engine OpenAI's model names (tts-1, tts-1-hd, gpt-4o-mini-tts) mean. "auto": CSM once
+# its weights have loaded, eSpeak NG when they cannot be had (the model name "csm-1b" always
+# means CSM, and answers 503 with the reason when it is unavailable).
+DEFAULT_ENGINE = env_choice("DEFAULT_ENGINE", "auto", ["auto", "csm", "espeak"])
 # Concurrent generations one server process accepts; beyond it requests get 503 + Retry-After.
 SPEECH_MAX_INFLIGHT = env_int("SPEECH_MAX_INFLIGHT", 32, minimum=1, maximum=4096)
 # Upper bound on the audio of one request, whatever max_audio_length_ms asks for.
@@ -225,6 +227,12 @@ if CSM_DEVICE_MAP and CSM_DEVICE_MAP not in {"auto", "balanced", "sequential"}:
     raise ImproperlyConfigured(
         f"CSM_DEVICE_MAP={CSM_DEVICE_MAP!r} must be one of: auto, balanced, sequential"
     )
+# Where and in which precision CSM runs: default CUDA in bfloat16 when present, else the CPU
+# in float32.
+CSM_DEVICE = env_str("CSM_DEVICE")
+CSM_DTYPE = env_choice("CSM_DTYPE", "auto", ["auto", "bfloat16", "float16", "float32"])
+# Generate the standard voices' reference segments right after CSM loads (else on first use).
+CSM_PREPARE_VOICES = env_bool("CSM_PREPARE_VOICES", True)
 # The openai-whisper model that transcribes cloned voices.
 WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
 

@@ -1,9 +1,11 @@
 """Fixtures shared by all tests: personas and a live uvicorn server on loopback."""
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +15,9 @@ from django.contrib.auth.models import AbstractUser
 from openai import OpenAI
 
 from accounts.services import api_key_create
+
+# The Hub is never reachable from tests: fail fast instead of waiting for network timeouts.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture
@@ -117,3 +122,40 @@ def _clear_cache() -> Iterator[None]:
 def _fast_password_hashing(settings) -> None:
     # The real hasher is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _engines(settings, tmp_path_factory) -> Iterator[None]:
+    """eSpeak unless a test asks for CSM; CSM pointed at a directory with no checkpoint."""
+    from speech.engines.registry import engines_reset
+
+    settings.DEFAULT_ENGINE = "espeak"
+    settings.CSM_MODEL = str(tmp_path_factory.mktemp("no-csm-checkpoint"))
+    engines_reset()
+    yield
+    engines_reset()
+
+
+@pytest.fixture(scope="session")
+def tiny_csm_dir(tmp_path_factory) -> Path:
+    """A tiny random CSM checkpoint (model, processor, tokenizer) in transformers format."""
+    from speech.engines.csm.random_checkpoint import TINY, build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("tiny-csm"), size=TINY)
+
+
+@pytest.fixture
+def csm_engine(settings, tiny_csm_dir):
+    """The CSM engine loaded from the tiny checkpoint through CSM_MODEL, as the server does."""
+    from speech.engines.base import EngineState
+    from speech.engines.registry import engine_get, engines_reset
+
+    settings.CSM_MODEL = str(tiny_csm_dir)
+    settings.CSM_PREPARE_VOICES = False
+    engines_reset()
+    engine = engine_get("csm")
+    deadline = time.monotonic() + 60
+    while engine.state is EngineState.LOADING and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert engine.state is EngineState.READY, engine.reason
+    return engine

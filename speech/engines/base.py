@@ -40,6 +40,16 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class ContextTurn:
+    """An earlier turn of a conversation: who spoke, what they said, and how it sounded."""
+
+    speaker: int
+    text: str
+    # Mono float32 audio at the engine's sample rate.
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
 class VoiceSpec:
     """What an engine needs to know about a voice, whatever stores it."""
 
@@ -50,6 +60,8 @@ class VoiceSpec:
     reference_audio: str | None = None
     reference_text: str = ""
     speaker_id: int = 0
+    # Earlier turns of a conversation, oldest first, for engines that take context.
+    context: tuple[ContextTurn, ...] = ()
 
     @property
     def is_cloned(self) -> bool:

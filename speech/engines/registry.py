@@ -12,8 +12,14 @@ from django.utils.module_loading import import_string
 from speech.engines.base import Engine, EngineState
 
 ENGINES: dict[str, str] = {
+    "csm": "speech.engines.csm.engine.CsmEngine",
     "espeak": "speech.engines.espeak.EspeakEngine",
 }
+# DEFAULT_ENGINE=auto: the generative engine once it is ready, the always-there one when it
+# cannot load.
+AUTO = "auto"
+_AUTO_PREFERRED = "csm"
+_AUTO_FALLBACK = "espeak"
 
 _instances: dict[str, Engine] = {}
 _instances_lock = threading.Lock()
@@ -47,11 +53,31 @@ def _start_loading(engine: Engine) -> None:
 
 
 def engine_default_name() -> str:
-    return settings.DEFAULT_ENGINE
+    """The engine OpenAI's model names mean now (under "auto" this changes once CSM loads)."""
+    if settings.DEFAULT_ENGINE != AUTO:
+        return settings.DEFAULT_ENGINE
+    preferred = engine_get(_AUTO_PREFERRED)
+    if preferred.state is EngineState.UNAVAILABLE:
+        return _AUTO_FALLBACK
+    return _AUTO_PREFERRED
 
 
 def engine_preload_default() -> None:
-    engine_get(engine_default_name())
+    """Start loading what the default may need, so the first request does not wait for it."""
+    if settings.DEFAULT_ENGINE == AUTO:
+        engine_get(_AUTO_FALLBACK)
+        engine_get(_AUTO_PREFERRED)
+    else:
+        engine_get(settings.DEFAULT_ENGINE)
+
+
+def engines_reset() -> None:
+    """Forget every engine instance, so the next use loads afresh with the current settings.
+
+    For tests and management commands that change the model settings within one process.
+    """
+    with _instances_lock:
+        _instances.clear()
 
 
 def engine_states() -> dict[str, dict[str, str]]:

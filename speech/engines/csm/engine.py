@@ -1,0 +1,278 @@
+"""The CSM-1B engine: voice reference as context, chunked text, audio streamed frame by frame."""
+
+import math
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import close_old_connections
+
+from speech.audio.decode import decode_audio
+from speech.engines.base import Capabilities, ContextTurn, Engine, SynthesisParams, VoiceSpec
+from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
+from speech.engines.csm.generation import FrameGenerator, FrameState, Sampling
+from speech.engines.csm.joiner import ChunkJoiner
+from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
+from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
+from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
+
+FRAME_RATE = 12.5
+SAMPLES_PER_FRAME = int(SAMPLE_RATE / FRAME_RATE)
+DEFAULT_TEMPERATURE = 0.9
+DEFAULT_TOPK = 50
+DEFAULT_VOICE_CONSISTENCY = 1.0
+# The first audio leaves after this many frames (240 ms), later audio in pieces of a second.
+FIRST_EMIT_FRAMES = 3
+EMIT_FRAMES = 12
+# CSM has no reliable end of speech: bound each chunk by its text, generously (people speak
+# 12-15 characters a second; this allows 4 and a pause before and after).
+_SECONDS_PER_CHARACTER = 0.25
+_SECONDS_SLACK = 2.0
+_CROSSFADE_SECONDS = 0.02
+# Longest reference or context audio decoded for a prompt.
+MAX_CONTEXT_AUDIO_SECONDS = 120.0
+_REFERENCE_CACHE_SIZE = 64
+
+
+def frame_bound(text: str) -> int:
+    """The most frames a chunk of `text` may take."""
+    return math.ceil((_SECONDS_SLACK + _SECONDS_PER_CHARACTER * len(text)) * FRAME_RATE)
+
+
+class CsmEngine(Engine):
+    name = "csm"
+    capabilities = Capabilities(
+        sample_rate=SAMPLE_RATE,
+        cloning=True,
+        context=True,
+        streaming=True,
+        batching=False,
+        native_speed_range=None,
+        # A chunk, its voice reference and the previous chunk fit the 2048-position window.
+        max_chunk_chars=200,
+        watermarked=True,
+    )
+    loads_in_background = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loaded: LoadedCsm | None = None
+        self._builder: PromptBuilder | None = None
+        self._frames: FrameGenerator | None = None
+        # One model: every model call holds this, one frame step at a time, so concurrent
+        # requests advance in turn instead of one waiting for the other's whole clip.
+        self._model_lock = threading.Lock()
+        self._references: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._references_lock = threading.Lock()
+
+    # --- loading --------------------------------------------------------------------------
+
+    @staticmethod
+    def options() -> CsmOptions:
+        return CsmOptions(
+            model=settings.CSM_MODEL,
+            token=settings.HF_TOKEN,
+            device=settings.CSM_DEVICE,
+            dtype=settings.CSM_DTYPE,
+            device_map=settings.CSM_DEVICE_MAP or "",
+        )
+
+    def _load(self) -> None:
+        loaded = load_csm(self.options())
+        self._loaded = loaded
+        self._builder = PromptBuilder(loaded.model, loaded.processor)
+        self._frames = FrameGenerator(loaded.model)
+        if settings.CSM_PREPARE_VOICES:
+            standard_voices_prepare(self.generate_reference)
+
+    def describe_load_failure(self, exc: Exception) -> str:
+        return describe_failure(exc, self.options())
+
+    def count_input_tokens(self, text: str) -> int:
+        if self._loaded is None:
+            return len(text)
+        return len(self._loaded.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # --- speaking -------------------------------------------------------------------------
+
+    def synthesize(
+        self, chunks: Sequence[str], voice: VoiceSpec, params: SynthesisParams
+    ) -> Iterator[np.ndarray]:
+        self.ensure_ready()
+        reference = self._reference(voice)
+        context = [self._encode_turn(turn) for turn in voice.context]
+        speaker = reference.speaker if reference is not None else voice.speaker_id
+        return self._speak(chunks, speaker, reference, context, params)
+
+    def generate_reference(self, speaker: int, text: str, seed: int) -> np.ndarray:
+        """Audio of `text` with no context: how a standard voice's reference is made."""
+        params = SynthesisParams(
+            temperature=DEFAULT_TEMPERATURE, topk=DEFAULT_TOPK, seed=seed, max_audio_ms=10_000
+        )
+        audio = self._speak([text], speaker, None, [], params)
+        return np.concatenate(list(audio))
+
+    def _speak(
+        self,
+        chunks: Sequence[str],
+        speaker: int,
+        reference: Segment | None,
+        context: list[Segment],
+        params: SynthesisParams,
+    ) -> Iterator[np.ndarray]:
+        """Each chunk conditioned on the context, the voice reference and the previous chunk."""
+        assert self._loaded is not None and self._frames is not None
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        generator = torch.Generator(device=self._loaded.device).manual_seed(seed)
+        sampling = Sampling(
+            temperature=params.temperature or DEFAULT_TEMPERATURE,
+            topk=params.topk or DEFAULT_TOPK,
+            codebook_limit=self._frames.codebook_limit,
+        )
+        frames_left = math.ceil((params.max_audio_ms or 90_000) / 1000 * FRAME_RATE)
+        consistency = (
+            DEFAULT_VOICE_CONSISTENCY
+            if params.voice_consistency is None
+            else params.voice_consistency
+        )
+        joiner = ChunkJoiner(int(_CROSSFADE_SECONDS * SAMPLE_RATE))
+        previous: Segment | None = None
+        first_audio = True
+        for index, text in enumerate(chunks):
+            if frames_left <= 0:
+                break
+            voice_turn = (
+                reference if index == 0 or reference is None else _keep(reference, consistency)
+            )
+            turns = [t for t in (voice_turn, *context, previous) if t is not None]
+            codes: list[torch.Tensor] = []
+            for piece in self._chunk_frames(
+                Segment(speaker, text),
+                turns,
+                min(frames_left, frame_bound(text)),
+                generator,
+                sampling,
+                first_audio,
+            ):
+                codes.append(piece.codes)
+                first_audio = False
+                yield joiner.feed(piece.audio)
+            frames_left -= sum(c.shape[0] for c in codes)
+            previous = Segment(speaker, text, torch.cat(codes)) if codes else previous
+            joiner.end_chunk()
+        yield joiner.finish()
+
+    def _chunk_frames(
+        self,
+        target: Segment,
+        turns: list[Segment],
+        limit: int,
+        generator: torch.Generator,
+        sampling: Sampling,
+        first_audio: bool,
+    ) -> Iterator["_Piece"]:
+        """Generate one chunk; yield its codes and audio every few frames."""
+        assert self._loaded is not None and self._builder is not None
+        assert self._frames is not None
+        builder, frames = self._builder, self._frames
+        kept = fit_context(builder, turns, target, reserve=limit)
+        prompt_length = sum(builder.length(t) for t in kept) + builder.length(target)
+        limit = min(limit, builder.max_positions - prompt_length)
+        if limit <= 0:
+            return
+        decoder = StreamingDecoder(self._loaded.model.codec_model)
+        with self._model_lock:
+            state: FrameState = frames.prefill(builder.embed([*kept, target]))
+        pending: list[torch.Tensor] = []
+        emit_after = FIRST_EMIT_FRAMES if first_audio else EMIT_FRAMES
+        while state.frames < limit and not state.finished:
+            with self._model_lock:
+                frame = frames.step(state, sampling, generator)
+            if state.finished:
+                break  # the end-of-audio frame is a marker, not audio
+            pending.append(frame[0])
+            if len(pending) >= emit_after:
+                yield self._decode(decoder, pending)
+                pending, emit_after = [], EMIT_FRAMES
+        if pending:
+            yield self._decode(decoder, pending)
+
+    def _decode(self, decoder: StreamingDecoder, pending: list[torch.Tensor]) -> "_Piece":
+        codes = torch.stack(pending)
+        with self._model_lock:
+            audio = decoder.decode(codes)
+        return _Piece(codes=codes.cpu(), audio=audio.numpy())
+
+    # --- voices and context ---------------------------------------------------------------
+
+    def _reference(self, voice: VoiceSpec) -> Segment | None:
+        """The voice's reference segment: a cloned voice's, or a standard voice's stored one."""
+        storage_name, text, speaker = voice.reference_audio, voice.reference_text, voice.speaker_id
+        if storage_name is None and voice.standard is not None:
+            try:
+                stored = (
+                    builtin_voice(voice.standard)
+                    or standard_voices_prepare(self.generate_reference, names=[voice.standard])[0]
+                )
+            finally:
+                close_old_connections()
+            storage_name = stored.reference_audio.name
+            text, speaker = stored.reference_text, stored.speaker_id
+        if storage_name is None:
+            return None
+        return Segment(speaker, text, self._reference_codes(storage_name, text))
+
+    def _reference_codes(self, storage_name: str, text: str) -> torch.Tensor:
+        """Codec codes of a stored reference, encoded once per process (LRU)."""
+        key = (storage_name, text)
+        with self._references_lock:
+            if key in self._references:
+                self._references.move_to_end(key)
+                return self._references[key]
+        with default_storage.open(storage_name, "rb") as handle:
+            samples = decode_audio(
+                handle, sample_rate=SAMPLE_RATE, max_seconds=MAX_CONTEXT_AUDIO_SECONDS
+            )
+        codes = self._encode(samples)
+        with self._references_lock:
+            self._references[key] = codes
+            while len(self._references) > _REFERENCE_CACHE_SIZE:
+                self._references.popitem(last=False)
+        return codes
+
+    def _encode_turn(self, turn: ContextTurn) -> Segment:
+        return Segment(turn.speaker, turn.text, self._encode(turn.samples))
+
+    def _encode(self, samples: np.ndarray) -> torch.Tensor:
+        assert self._loaded is not None
+        with self._model_lock:
+            return encode_audio(self._loaded.model.codec_model, torch.from_numpy(samples)).cpu()
+
+
+class _Piece:
+    __slots__ = ("audio", "codes")
+
+    def __init__(self, codes: torch.Tensor, audio: np.ndarray) -> None:
+        self.codes = codes
+        self.audio = audio
+
+
+def _keep(reference: Segment, fraction: float) -> Segment | None:
+    """The first `fraction` of a reference (frames and words alike) for later chunks."""
+    assert reference.codes is not None
+    if fraction >= 1.0:
+        return reference
+    frames = round(reference.codes.shape[0] * fraction)
+    words = reference.text.split()
+    if frames == 0:
+        return None
+    return Segment(
+        reference.speaker,
+        " ".join(words[: max(1, round(len(words) * fraction))]),
+        reference.codes[:frames],
+    )

@@ -1,0 +1,115 @@
+"""CSM's frame loop, driven over the model's own modules.
+
+One frame = the backbone predicts codebook 0 from everything so far, then the depth decoder
+predicts codebooks 1..K-1 one after the other from the backbone's last hidden state. Keeping
+the pieces apart (prefill, one frame step) rather than calling `generate` lets a scheduler run
+many requests frame by frame; `model.generate` stays the reference this loop reproduces.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from transformers import CsmForConditionalGeneration, DynamicCache
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    topk: int
+    # Ids from this one up cannot be decoded by the codec (padding and special ids): never drawn.
+    codebook_limit: int
+
+    def draw(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Sample one id per row of `logits` (batch, vocabulary) → (batch,)."""
+        scores = logits.float()
+        scores[..., self.codebook_limit :] = -float("inf")
+        scores = scores / self.temperature
+        k = min(self.topk, self.codebook_limit)
+        threshold = torch.topk(scores, k, dim=-1).values[..., -1:]
+        scores = scores.masked_fill(scores < threshold, -float("inf"))
+        probs = torch.softmax(scores, dim=-1)
+        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+
+
+@dataclass
+class FrameState:
+    """One request's place in generation: its caches and the backbone's last hidden state."""
+
+    cache: DynamicCache
+    last_hidden: torch.Tensor  # (batch, hidden)
+    positions: int
+    frames: int = 0
+    finished: bool = False
+
+
+class FrameGenerator:
+    """Prefill a prompt, then produce one frame of codes per `step`."""
+
+    def __init__(self, model: CsmForConditionalGeneration) -> None:
+        self.model = model
+        config = model.config
+        self.num_codebooks = int(config.num_codebooks)
+        eos = config.codebook_eos_token_id
+        self.eos_id = int(eos if isinstance(eos, int) else eos[0])
+        self.codebook_limit = int(config.codec_config.codebook_size)
+
+    @torch.inference_mode()
+    def prefill(self, embeds: torch.Tensor) -> FrameState:
+        """Run the prompt `embeds` (batch, positions, hidden) through the backbone."""
+        cache = DynamicCache(config=self.model.backbone_model.config)
+        out = self.model.backbone_model(inputs_embeds=embeds, cache=cache, use_cache=True)
+        return FrameState(
+            cache=cache, last_hidden=out.last_hidden_state[:, -1], positions=embeds.shape[1]
+        )
+
+    @torch.inference_mode()
+    def step(
+        self, state: FrameState, sampling: Sampling, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """The next frame's codes (batch, codebooks); marks `state` finished at end of speech."""
+        model = self.model
+        first = sampling.draw(model.lm_head(state.last_hidden), generator)
+        codes = self._depth(state.last_hidden, first, sampling, generator)
+        out = model.backbone_model(
+            inputs_embeds=model.backbone_model.embed_tokens(codes.unsqueeze(1)),
+            cache=state.cache,
+            use_cache=True,
+        )
+        state.last_hidden = out.last_hidden_state[:, -1]
+        state.positions += 1
+        state.frames += 1
+        # The model ends speech with a frame of end-of-audio ids (the last codebook is ignored,
+        # as `generate` does).
+        if bool((codes[:, :-1] == self.eos_id).all()):
+            state.finished = True
+        return codes
+
+    def _depth(
+        self,
+        last_hidden: torch.Tensor,
+        first: torch.Tensor,
+        sampling: Sampling,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Codebooks 1..K-1 from the depth decoder, given codebook 0 and the backbone state."""
+        depth = self.model.depth_decoder
+        cache = DynamicCache(config=depth.config)
+        # Position 0 is a placeholder replaced by the backbone's hidden state.
+        ids = torch.stack([torch.zeros_like(first), first], dim=1)
+        logits = depth(
+            input_ids=ids,
+            backbone_last_hidden_state=last_hidden,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+        codes = [first]
+        for _ in range(1, self.num_codebooks):
+            token = sampling.draw(logits, generator)
+            codes.append(token)
+            if len(codes) == self.num_codebooks:
+                break
+            logits = depth(
+                input_ids=token.unsqueeze(1), cache=cache, use_cache=True, logits_to_keep=1
+            ).logits[:, -1]
+        return torch.stack(codes, dim=1)

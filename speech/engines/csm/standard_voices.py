@@ -1,0 +1,117 @@
+"""The standard voices (alloy, echo, ...) as stored reference segments for CSM.
+
+CSM has no named voices: without context each generation invents a speaker. So each standard
+voice is generated once, deterministically (a fixed seed, speaker id and sentence per voice),
+stored as a built-in `Voice` (audio file + transcript + speaker id), and from then on every
+request for it is conditioned on that same reference: the voice stays the same across
+requests, restarts and users. Requests never rewrite it; `manage.py csm_voices --rebuild` does.
+"""
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.db import close_old_connections, transaction
+
+from speech.audio.encoder import StreamingEncoder
+from speech.audio.formats import FORMATS
+from voices.models import Voice, reference_audio_key
+from voices.standard import STANDARD_VOICES
+
+logger = logging.getLogger(__name__)
+
+# One sentence per voice: varied enough in sound that the references differ beyond the seed.
+_SENTENCES: dict[str, str] = {
+    "alloy": "Hello! It's good to hear from you, let's get started.",
+    "ash": "Honestly, I think we should take the long way home tonight.",
+    "ballad": "Once upon a time, in a quiet town by the sea, there lived a baker.",
+    "coral": "Great news, everyone: the results are in, and they look wonderful!",
+    "echo": "Okay, here's the plan. First we check the map, then we move.",
+    "fable": "The old clock in the hall struck midnight, and the house fell silent.",
+    "onyx": "Good evening. Tonight's top story comes to us from the capital.",
+    "nova": "Hi there! I'd love to help you with that, just tell me what you need.",
+    "sage": "Take a deep breath, and let's think about this one step at a time.",
+    "shimmer": "Oh, that's lovely! I didn't expect the garden to bloom so early.",
+    "verse": "The river runs, the willows bend, and morning light comes in again.",
+    "marin": "Thanks for calling. Your appointment is confirmed for Tuesday morning.",
+    "cedar": "Well now, that's a fine question, and it deserves a careful answer.",
+}
+
+# (speaker id, sentence, seed) -> mono float32 audio at 24 kHz; supplied by the engine.
+ReferenceGenerator = Callable[[int, str, int], np.ndarray]
+
+_prepare_lock = threading.Lock()
+
+
+def standard_voice_recipe(name: str) -> tuple[int, str, int]:
+    """(speaker id, sentence, seed) of a standard voice: fixed, so generation is repeatable."""
+    speaker = STANDARD_VOICES.index(name)
+    return speaker, _SENTENCES[name], zlib.crc32(name.encode())
+
+
+def builtin_voice(name: str) -> Voice | None:
+    return (
+        Voice.objects.filter(owner__isnull=True, kind=Voice.Kind.BUILTIN, name=name)
+        .exclude(reference_audio="")
+        .first()
+    )
+
+
+def standard_voices_prepare(
+    generate: ReferenceGenerator, *, names: Iterable[str] = STANDARD_VOICES, rebuild: bool = False
+) -> list[Voice]:
+    """Make sure the standard voices in `names` exist (all regenerated when `rebuild`)."""
+    prepared = []
+    try:
+        with _prepare_lock:
+            for name in names:
+                voice = None if rebuild else builtin_voice(name)
+                prepared.append(voice or _create(name, generate))
+    finally:
+        # Called from worker threads, which Django's request cycle never cleans up after.
+        close_old_connections()
+    return prepared
+
+
+def _create(name: str, generate: ReferenceGenerator) -> Voice:
+    speaker, sentence, seed = standard_voice_recipe(name)
+    samples = generate(speaker, sentence, seed)
+    if samples.size == 0:
+        raise RuntimeError(f"the reference for voice '{name}' came out empty")
+    voice = Voice(
+        owner=None,
+        name=name,
+        kind=Voice.Kind.BUILTIN,
+        source=Voice.Source.GENERATED,
+        reference_text=sentence,
+        speaker_id=speaker,
+        duration_seconds=samples.size / 24000,
+        is_public=True,
+    )
+    # The file first, under the new row's key; if the row cannot be written, the file goes.
+    storage = Voice._meta.get_field("reference_audio").storage
+    key = storage.save(reference_audio_key(voice, ""), ContentFile(_wav_bytes(samples)))
+    try:
+        with transaction.atomic():
+            Voice.objects.filter(owner__isnull=True, name=name).delete()
+            voice.reference_audio.name = key
+            voice.save(force_insert=True)
+    except Exception:
+        storage.delete(key)
+        raise
+    logger.info(
+        "standard voice %s prepared (%.1f s of reference audio)", name, voice.duration_seconds
+    )
+    return voice
+
+
+def _wav_bytes(samples: np.ndarray) -> bytes:
+    encoder = StreamingEncoder(FORMATS["wav"], 24000)
+    try:
+        clipped = np.clip(np.nan_to_num(samples.astype(np.float32)), -1.0, 1.0)
+        return encoder.encode(clipped) + encoder.finish()
+    finally:
+        encoder.close()
