@@ -89,11 +89,18 @@ def validation_error(detail: Any) -> ApiError:
 def _first_problem(detail: Any, prefix: str | None = None) -> tuple[str | None, str, str]:
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):
+                # A list of items (many=True) reports its broken ones by index.
+                return _first_problem(value, f"{prefix}[{key}]" if prefix else None)
             name = None if key == "non_field_errors" else str(key)
             if prefix and name:
                 name = f"{prefix}.{name}"
             return _first_problem(value, name or prefix)
     if isinstance(detail, list) and detail:
+        if isinstance(detail[0], dict | list):
+            for index, item in enumerate(detail):
+                if item:
+                    return _first_problem(item, f"{prefix}[{index}]" if prefix else None)
         return _first_problem(detail[0], prefix)
     code = getattr(detail, "code", "invalid")
     return prefix, str(detail), str(code)

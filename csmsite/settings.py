@@ -182,6 +182,10 @@ RATE_LIMIT_CONCURRENT = env_int("RATE_LIMIT_CONCURRENT", 4, minimum=0)
 # --- API ------------------------------------------------------------------------------------
 # A speech request is small JSON: 4096 characters of input, even fully \u-escaped, fit easily.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024, minimum=16 * 1024)
+# Conversation requests carry their context turns' audio as base64 in the JSON body.
+CONVERSATION_MAX_BODY_BYTES = env_int(
+    "CONVERSATION_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=16 * 1024
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],

@@ -8,16 +8,27 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from accounts.errors import ApiError, invalid_request, service_unavailable
+from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.audio.formats import FORMATS, AudioFormat
-from speech.engines.base import Engine, EngineNotReady, EngineState, SynthesisParams, VoiceSpec
+from speech.engines.base import (
+    ContextTurn,
+    Engine,
+    EngineNotReady,
+    EngineState,
+    SynthesisParams,
+    VoiceSpec,
+)
 from speech.engines.registry import engine_get
 from speech.models_catalog import engine_name_for_model
 from speech.text import chunk_text, normalise_text
+from speech.verbalise import verbalise
 from voices.selectors import voice_resolve
 from voices.standard import STANDARD_VOICES, standard_voice_name
 
 # Seconds to suggest before retrying while an engine loads.
 _LOADING_RETRY_AFTER = 10
+# Longest audio of one conversation context turn.
+CONTEXT_MAX_AUDIO_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,55 @@ async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) ->
     """
     engine = _engine_for(data["model"])
     voice = await _voice_for(user, data["voice"], engine)
-    text = normalise_text(data["input"])
+    return _plan(engine, voice, data["input"], "input", data)
+
+
+async def conversation_plan(*, data: dict[str, Any]) -> SpeechPlan:
+    """The next turn of a conversation: `text` spoken by `speaker_id` after the context turns."""
+    engine = _engine_for(data["model"])
+    if not engine.capabilities.context:
+        raise invalid_request(
+            f"The '{engine.name}' engine cannot take conversation context; use model 'csm-1b'.",
+            param="model",
+            code="model_not_supported",
+        )
+    # Decoding is CPU work on untrusted data: off the event loop.
+    turns = await sync_to_async(_context_turns, thread_sensitive=False)(
+        data["context"], engine.capabilities.sample_rate
+    )
+    voice = VoiceSpec(
+        name=f"speaker {data['speaker_id']}", speaker_id=data["speaker_id"], context=turns
+    )
+    return _plan(engine, voice, data["text"], "text", {**data, "speed": 1.0})
+
+
+def _context_turns(items: list[dict[str, Any]], sample_rate: int) -> tuple[ContextTurn, ...]:
+    turns = []
+    for index, item in enumerate(items):
+        try:
+            samples = decode_audio(
+                item["audio"], sample_rate=sample_rate, max_seconds=CONTEXT_MAX_AUDIO_SECONDS
+            )
+        except AudioDecodeError as exc:
+            raise invalid_request(
+                f"Context item {index}: {exc}",
+                param=f"context[{index}].audio",
+                code="invalid_audio",
+            ) from exc
+        text = verbalise(normalise_text(item["text"]))
+        turns.append(ContextTurn(speaker=item["speaker"], text=text, samples=samples))
+    return tuple(turns)
+
+
+def _plan(
+    engine: Engine, voice: VoiceSpec, raw_text: str, text_param: str, data: dict[str, Any]
+) -> SpeechPlan:
+    text = verbalise(normalise_text(raw_text))
     if not text:
         raise invalid_request(
-            "The input contains nothing that can be spoken.", param="input", code="empty_string"
+            f"The {text_param} contains nothing that can be spoken.",
+            param=text_param,
+            code="empty_string",
         )
     capabilities = engine.capabilities
     native_speed, stretch = _split_speed(data["speed"], capabilities.native_speed_range)
@@ -72,7 +128,7 @@ async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) ->
         # The cap is on the audio delivered: stretching by `stretch` shortens it that much.
         max_samples=int(max_ms * capabilities.sample_rate / 1000 * stretch),
         input_tokens=engine.count_input_tokens(text),
-        input_characters=len(data["input"]),
+        input_characters=len(raw_text),
     )
 
 

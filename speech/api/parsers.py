@@ -13,10 +13,18 @@ class RequestTooLarge(APIException):
 class BoundedJSONParser(JSONParser):
     """JSON bodies up to API_MAX_BODY_BYTES; larger ones are refused before parsing."""
 
+    limit_setting = "API_MAX_BODY_BYTES"
+
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         request = (parser_context or {}).get("request")
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
-        limit = settings.API_MAX_BODY_BYTES
+        limit = getattr(settings, self.limit_setting)
         if length and length.isdigit() and int(length) > limit:
             raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
         return super().parse(stream, media_type, parser_context)
+
+
+class ConversationJSONParser(BoundedJSONParser):
+    """Conversation bodies carry base64 audio: they may be larger."""
+
+    limit_setting = "CONVERSATION_MAX_BODY_BYTES"

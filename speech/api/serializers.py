@@ -1,5 +1,7 @@
 """Request and response shapes of the speech API (OpenAI's, plus the original server's extras)."""
 
+import base64
+import binascii
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -81,6 +83,52 @@ class SpeechRequestSerializer(serializers.Serializer):
     def validate_input(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("The input must not be empty.", "blank")
+        return value
+
+
+MAX_SPEAKER_ID = 9999
+MAX_CONTEXT_TURNS = 32
+
+
+class ContextTurnSerializer(serializers.Serializer):
+    speaker = serializers.IntegerField(min_value=0, max_value=MAX_SPEAKER_ID)
+    text = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
+    audio = serializers.CharField(
+        trim_whitespace=True,
+        help_text="The turn's audio, base64 of any supported format (wav, mp3, flac, ogg, m4a).",
+    )
+
+    def validate_audio(self, value: str) -> bytes:
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise serializers.ValidationError("The audio is not valid base64.", "invalid") from exc
+
+
+class ConversationRequestSerializer(serializers.Serializer):
+    """The original server's conversation request: speak `text` after the context turns."""
+
+    model = serializers.CharField(max_length=128, required=False, default="csm-1b")
+    text = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
+    speaker_id = serializers.IntegerField(
+        min_value=0, max_value=MAX_SPEAKER_ID, required=False, default=0
+    )
+    context = ContextTurnSerializer(
+        many=True, required=False, default=list, max_length=MAX_CONTEXT_TURNS
+    )
+    response_format = serializers.ChoiceField(
+        choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
+    )
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+
+    validate_temperature = SpeechRequestSerializer.validate_temperature
+
+    def validate_text(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The text must not be empty.", "blank")
         return value
 
 

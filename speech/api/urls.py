@@ -4,6 +4,7 @@ from speech.api import views
 
 urlpatterns = [
     path("audio/speech", views.SpeechView.as_view(), name="speech"),
+    path("audio/conversation", views.ConversationView.as_view(), name="conversation"),
     path(
         "audio/speech/response-formats",
         views.ResponseFormatListView.as_view(),

@@ -11,9 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
+from speech.api.parsers import ConversationJSONParser
 from speech.api.serializers import (
     SPEECH_RESPONSES,
     AudioModelListSerializer,
+    ConversationRequestSerializer,
     ModelListSerializer,
     ResponseFormatListSerializer,
     SpeechRequestSerializer,
@@ -21,7 +23,7 @@ from speech.api.serializers import (
 from speech.api.streaming import speech_response
 from speech.audio.formats import FORMATS
 from speech.models_catalog import model_ids
-from speech.services import speech_plan
+from speech.services import conversation_plan, speech_plan
 from speech.synthesis import SpeechStream
 
 # Models have no creation date of their own; report when this process started serving them.
@@ -51,6 +53,23 @@ class SpeechView(RateLimitHeadersMixin, AsyncAPIView):
         plan = await speech_plan(user=request.user, data=data)
         sse = data["stream_format"] == "sse"
         return await speech_response(SpeechStream(plan), sse=sse, request=request)
+
+
+class ConversationView(RateLimitHeadersMixin, AsyncAPIView):
+    throttle_classes = [RequestsPerMinuteThrottle]
+    parser_classes = [ConversationJSONParser]
+
+    @extend_schema(
+        operation_id="createConversationSpeech",
+        request=ConversationRequestSerializer,
+        responses=SPEECH_RESPONSES,
+        summary="Speak the next turn of a conversation, conditioned on the earlier turns",
+    )
+    async def post(self, request: Request) -> Response:
+        serializer = ConversationRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        plan = await conversation_plan(data=serializer.validated_data)
+        return await speech_response(SpeechStream(plan), sse=False, request=request)
 
 
 class ModelListView(APIView):

@@ -87,8 +87,8 @@ def build_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
     )
 
 
-def build_random_checkpoint(directory: Path, *, size: dict, seed: int = 0) -> Path:
-    """Write a random CSM model and its processor to `directory`; return the directory."""
+def build_random_config(size: dict) -> tuple[CsmConfig, PreTrainedTokenizerFast]:
+    """A CSM config of `size` whose text vocabulary and special ids are the tokenizer's."""
     tokenizer = build_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in _SPECIAL_TOKENS}
     config = CsmConfig(
@@ -99,6 +99,12 @@ def build_random_checkpoint(directory: Path, *, size: dict, seed: int = 0) -> Pa
         audio_token_id=ids[AUDIO],
         audio_eos_token_id=ids[AUDIO_EOS],
     )
+    return config, tokenizer
+
+
+def build_random_checkpoint(directory: Path, *, size: dict, seed: int = 0) -> Path:
+    """Write a random CSM model and its processor to `directory`; return the directory."""
+    config, tokenizer = build_random_config(size)
     torch.manual_seed(seed)
     model = CsmForConditionalGeneration(config)
     model.save_pretrained(directory)
