@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_models_list_in_openai_shape(openai_client):
     ids = [model.id for model in openai_client.models.list()]
-    assert ids == ["csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts", "espeak"]
+    assert ids == ["csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts", "csm", "espeak"]
 
 
 def test_models_list_needs_no_key(live_server_url):

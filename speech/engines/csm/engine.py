@@ -1,5 +1,6 @@
 """The CSM-1B engine: voice reference as context, chunked text, audio streamed frame by frame."""
 
+import logging
 import math
 import secrets
 import threading
@@ -20,6 +21,8 @@ from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
+
+logger = logging.getLogger(__name__)
 
 FRAME_RATE = 12.5
 SAMPLES_PER_FRAME = int(SAMPLE_RATE / FRAME_RATE)
@@ -88,7 +91,17 @@ class CsmEngine(Engine):
         self._builder = PromptBuilder(loaded.model, loaded.processor)
         self._frames = FrameGenerator(loaded.model)
         if settings.CSM_PREPARE_VOICES:
+            # In the background: the engine serves cloned voices (and standard voices, each
+            # prepared on first use if the preparation has not reached it) meanwhile.
+            threading.Thread(
+                target=self._prepare_standard_voices, name="csm-voices", daemon=True
+            ).start()
+
+    def _prepare_standard_voices(self) -> None:
+        try:
             standard_voices_prepare(self.generate_reference)
+        except Exception:
+            logger.exception("preparing the standard voices failed; they are made on first use")
 
     def describe_load_failure(self, exc: Exception) -> str:
         return describe_failure(exc, self.options())

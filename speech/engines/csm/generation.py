@@ -28,6 +28,9 @@ class Sampling:
         threshold = torch.topk(scores, k, dim=-1).values[..., -1:]
         scores = scores.masked_fill(scores < threshold, -float("inf"))
         probs = torch.softmax(scores, dim=-1)
+        if generator is not None and probs.device != generator.device:
+            # Under a device map the heads may sit on another GPU than the request's generator.
+            probs = probs.to(generator.device)
         return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 

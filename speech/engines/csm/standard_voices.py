@@ -43,7 +43,7 @@ _SENTENCES: dict[str, str] = {
 # (speaker id, sentence, seed) -> mono float32 audio at 24 kHz; supplied by the engine.
 ReferenceGenerator = Callable[[int, str, int], np.ndarray]
 
-_prepare_lock = threading.Lock()
+_prepare_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in STANDARD_VOICES}
 
 
 def standard_voice_recipe(name: str) -> tuple[int, str, int]:
@@ -66,8 +66,9 @@ def standard_voices_prepare(
     """Make sure the standard voices in `names` exist (all regenerated when `rebuild`)."""
     prepared = []
     try:
-        with _prepare_lock:
-            for name in names:
+        for name in names:
+            # Per voice: a request waiting for one voice never waits for the whole set.
+            with _prepare_locks[name]:
                 voice = None if rebuild else builtin_voice(name)
                 prepared.append(voice or _create(name, generate))
     finally:
