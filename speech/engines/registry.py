@@ -93,5 +93,5 @@ def engine_states() -> dict[str, dict[str, str]]:
 
 
 def engine_is_ready(name: str) -> bool:
-    engine = _instances.get(name)
-    return engine is not None and engine.state is EngineState.READY
+    """Whether engine `name` is ready; asking starts it loading if nothing has yet."""
+    return engine_get(name).state is EngineState.READY

@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from speech.text import chunk_text, normalise_text
+from speech.text import chunk_text, normalise_text, split_sentences
 
 # --- normalise_text ---------------------------------------------------------------------------
 
@@ -268,3 +268,97 @@ def test_word_separating_controls_become_spaces(separator):
 def test_chunk_size_must_be_positive():
     with pytest.raises(ValueError, match="max_chars"):
         chunk_text("Hello.", 0)
+
+
+# --- split_sentences --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("One. Two! Three? Four", ["One.", "Two!", "Three?", "Four"]),
+        ("Dr. Smith arrived. He sat down.", ["Dr. Smith arrived.", "He sat down."]),
+        ("Mr. and Mrs. Jones left. Bye.", ["Mr. and Mrs. Jones left.", "Bye."]),
+        ("Use e.g. this one. Or i.e. that.", ["Use e.g. this one.", "Or i.e. that."]),
+        ("U.S. troops left. Then quiet.", ["U.S. troops left.", "Then quiet."]),
+        ("They stayed in the U.S. Then they left.", ["They stayed in the U.S.", "Then they left."]),
+        ("Pi is 3.14 today. Yes.", ["Pi is 3.14 today.", "Yes."]),
+        ("J. K. Rowling wrote it. Fine.", ["J. K. Rowling wrote it.", "Fine."]),
+        ("Apples, pears, etc. and more. Done.", ["Apples, pears, etc. and more.", "Done."]),
+        ("Apples, pears, etc. The end.", ["Apples, pears, etc.", "The end."]),
+        ("See No. 5 here. No. I won't.", ["See No. 5 here.", "No.", "I won't."]),
+        ("Brazil vs. Germany tonight. Fun.", ["Brazil vs. Germany tonight.", "Fun."]),
+        ("At 9 a.m. we met. Then lunch.", ["At 9 a.m. we met.", "Then lunch."]),
+        ('"Stop." He left.', ['"Stop."', "He left."]),
+        ("\u201cStop!\u201d He left.", ["\u201cStop!\u201d", "He left."]),
+        ("(Really.) Yes.", ["(Really.)", "Yes."]),
+        ('He said "Stop!" and left. Ok.', ['He said "Stop!" and left.', "Ok."]),
+        ("Wait... what? End... Really.", ["Wait... what?", "End...", "Really."]),
+        ("Hmm\u2026 maybe. Fine\u2026 Next.", ["Hmm\u2026 maybe.", "Fine\u2026", "Next."]),
+        ("Hello!!! World?! Ok", ["Hello!!!", "World?!", "Ok"]),
+        ("1. Buy milk.\n2. Eat it.", ["1. Buy milk.", "2. Eat it."]),
+        ("no punctuation\nat all", ["no punctuation", "at all"]),
+        ("  spaced   out.   Words \t here  ", ["spaced out.", "Words here"]),
+        ("file.txt is here. Ok.", ["file.txt is here.", "Ok."]),
+        ("", []),
+    ],
+)
+def test_split_sentences(text, expected):
+    assert split_sentences(text) == expected
+
+
+def test_chunking_keeps_an_abbreviation_with_its_sentence():
+    text = "Dr. Smith met Prof. Jones at 3.30 p.m. in the U.S. embassy. They talked."
+
+    chunks = chunk_text(text, 60)
+
+    assert chunks == [
+        "Dr. Smith met Prof. Jones at 3.30 p.m. in the U.S. embassy.",
+        "They talked.",
+    ]
+
+
+def test_chunking_keeps_closing_quotes_with_their_sentence():
+    assert chunk_text('"Stop." He left.', 10) == ['"Stop."', "He left."]
+
+
+PROPERTY_TEXTS = [
+    PARAGRAPH,
+    "Dr. Smith arrived. He sat down. Mrs. Jones, e.g. the neighbour, waved at 9 a.m. sharp.",
+    '"Stop." He left. (Quietly.) She said "Go!" and went\u2026 Then silence... then a door.',
+    "U.S. troops, approx. 300 of them, left on Jan. 5. J. R. R. Tolkien wrote 3.14 pages.",
+    "one\ntwo three\n\n\nfour. five!six? seven\t\teight   nine",
+    "Wait... what?! Really?!? Yes!!! No. 5, No. 6 and No. 7. etc. Fine.",
+    "Clause one, clause two; clause three: clause four \u2014 clause five \u2013 end.",
+    "\u4eca\u65e5\u306f\u3002 \u660e\u65e5\u3082\u3002 Mixed text. \u00bfQu\u00e9? \u00a1S\u00ed!",
+    " ".join(f"Sentence {n} has words." for n in range(60)),
+    ' . .. ... ? ! ?! ." .) (. "( x',
+    "a.b.c. d.e. F.G. h",
+    "\u00a0leading and trailing spaces\u3000\u2003 ",
+]
+
+
+@pytest.mark.parametrize("text", PROPERTY_TEXTS)
+def test_split_sentences_drops_duplicates_and_reorders_nothing(text):
+    assert " ".join(split_sentences(text)) == " ".join(text.split())
+
+
+@pytest.mark.parametrize("text", PROPERTY_TEXTS)
+@pytest.mark.parametrize("max_chars", [12, 20, 33, 50, 80, 150, 400, 5000])
+def test_chunks_join_back_to_the_text_with_whitespace_collapsed(text, max_chars):
+    # max_chars of at least the longest word means no word is cut
+    assert max_chars >= max(len(word) for word in text.split())
+
+    chunks = chunk_text(text, max_chars)
+
+    assert " ".join(chunks) == " ".join(text.split())
+    assert all(0 < len(chunk) <= max_chars for chunk in chunks)
+
+
+@pytest.mark.parametrize("unit", [".", "a.", ". ", "!?", '."', "1.", "Dr. ", "...x "])
+def test_splitting_finishes_on_4096_repeated_characters(unit):
+    text = (unit * 4096)[:4095] + "x"
+
+    chunks = chunk_text(text, 200)
+
+    assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
