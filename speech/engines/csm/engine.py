@@ -13,8 +13,15 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import close_old_connections
 
-from speech.audio.decode import decode_audio
-from speech.engines.base import Capabilities, ContextTurn, Engine, SynthesisParams, VoiceSpec
+from speech.audio.decode import AudioDecodeError, decode_audio
+from speech.engines.base import (
+    Capabilities,
+    ContextTurn,
+    Engine,
+    EngineError,
+    SynthesisParams,
+    VoiceSpec,
+)
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
 from speech.engines.csm.generation import FrameGenerator, FrameState, Sampling
 from speech.engines.csm.joiner import ChunkJoiner
@@ -117,10 +124,34 @@ class CsmEngine(Engine):
         self, chunks: Sequence[str], voice: VoiceSpec, params: SynthesisParams
     ) -> Iterator[np.ndarray]:
         self.ensure_ready()
-        reference = self._reference(voice)
+        return self._guarded(self._voice_and_speak(chunks, voice, params))
+
+    def _voice_and_speak(
+        self, chunks: Sequence[str], voice: VoiceSpec, params: SynthesisParams
+    ) -> Iterator[np.ndarray]:
+        try:
+            reference = self._reference(voice)
+        except (OSError, AudioDecodeError) as exc:
+            logger.exception("reference audio of voice %s cannot be read", voice.name)
+            raise EngineError(
+                f"the reference audio of voice '{voice.name}' cannot be read.", retryable=False
+            ) from exc
         context = [self._encode_turn(turn) for turn in voice.context]
         speaker = reference.speaker if reference is not None else voice.speaker_id
-        return self._speak(chunks, speaker, reference, context, params)
+        yield from self._speak(chunks, speaker, reference, context, params)
+
+    @staticmethod
+    def _guarded(audio: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """Model failures as EngineErrors: out of memory is worth a retry, the rest is not."""
+        try:
+            yield from audio
+        except torch.OutOfMemoryError as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise EngineError("the GPU ran out of memory; retry shortly.", retryable=True) from exc
+        except RuntimeError as exc:
+            logger.exception("CSM generation failed")
+            raise EngineError("the model failed to generate audio.", retryable=False) from exc
 
     def generate_reference(self, speaker: int, text: str, seed: int) -> np.ndarray:
         """Audio of `text` with no context: how a standard voice's reference is made."""
