@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from csmsite.static import static_files_app  # noqa: E402
 from speech.engines.registry import engine_preload_default  # noqa: E402
+from speech.watermark import watermark_preload  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -21,5 +22,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Start loading the default engine now, in the background, so the first request finds it ready.
+# Start loading the default engine and the watermark now, in the background, so the first
+# request finds them ready.
 engine_preload_default()
+watermark_preload()

@@ -6,6 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from speech.engines.registry import engine_default_name, engine_is_ready, engine_states
+from speech.watermark import watermark_status
 
 
 @require_GET
@@ -29,5 +30,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "database": database,
         "default_engine": default_engine,
         "engines": engine_states(),
+        # Reported, not required: without its weights speech goes out unmarked.
+        "watermark": watermark_status(),
     }
     return JsonResponse(body, status=200 if ready else 503)

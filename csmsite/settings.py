@@ -249,3 +249,29 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Watermark ------------------------------------------------------------------------------
+# Generated speech (CSM) carries Meta's AudioSeal watermark, as Sesame asks; speech/watermark/.
+# On by default: while its weights cannot be loaded, speech still goes out unmarked and /readyz
+# says why. The generator must be a streaming (causal) one, which marks audio as it is made;
+# either model is a card shipped in the audioseal package (weights downloaded once), a
+# facebook/audioseal/<file>.pth Hub file, or a local checkpoint.
+WATERMARK = env_bool("WATERMARK", True)
+WATERMARK_MODEL = env_str("WATERMARK_MODEL", "audioseal_wm_streaming")
+WATERMARK_DETECTOR_MODEL = env_str("WATERMARK_DETECTOR_MODEL", "audioseal_detector_streaming")
+
+
+def _default_watermark_message() -> int:
+    """16 bits that identify this installation: stable, different for every SECRET_KEY, and
+    saying nothing useful about the key itself."""
+    import hashlib
+    import hmac
+
+    digest = hmac.new(SECRET_KEY.encode(), b"audioseal watermark message", hashlib.sha256)
+    return int.from_bytes(digest.digest()[:2], "big")
+
+
+# The 16-bit message in the watermark (0..65535), read back by the detection endpoint.
+WATERMARK_MESSAGE = env_int(
+    "WATERMARK_MESSAGE", _default_watermark_message(), minimum=0, maximum=0xFFFF
+)

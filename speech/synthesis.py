@@ -11,6 +11,7 @@ import numpy as np
 from speech.audio.encoder import StreamingEncoder
 from speech.audio.tempo import TimeStretch
 from speech.services import SpeechPlan
+from speech.watermark import watermark_stream
 
 # Output tokens are counted in audio frames of 80 ms (12.5 Hz, the frame rate of CSM's codec),
 # the same unit for every engine.
@@ -60,6 +61,8 @@ class SpeechStream:
                 else None
             )
             self.timings.encode_seconds += time.perf_counter() - started
+            # Generative engines' output is watermarked (None: watermarking off or unavailable).
+            watermark = watermark_stream(rate) if plan.engine.capabilities.watermarked else None
             budget = plan.max_samples
             slice_seconds = _FIRST_SLICE_SECONDS
             while budget > 0:
@@ -70,6 +73,8 @@ class SpeechStream:
                     break
                 samples = _sanitise(samples[:budget])
                 budget -= samples.size
+                if watermark is not None:
+                    samples = watermark.process(samples)
                 # Encode an engine chunk in slices, so the first bytes leave after a fraction
                 # of a second of audio is encoded rather than after the whole sentence.
                 start = 0
@@ -80,7 +85,10 @@ class SpeechStream:
                     if data:
                         yield data
                         slice_seconds = _SLICE_SECONDS
-            tail = self._encode(encoder, stretch, None, rate)
+            tail = b""
+            if watermark is not None:
+                tail += self._encode(encoder, stretch, watermark.flush(), rate)
+            tail += self._encode(encoder, stretch, None, rate)
             started = time.perf_counter()
             tail += encoder.finish()
             self.timings.encode_seconds += time.perf_counter() - started

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from speech.api import views
+from speech.api import views, watermark_views
 
 urlpatterns = [
     path("audio/speech", views.SpeechView.as_view(), name="speech"),
@@ -11,5 +11,10 @@ urlpatterns = [
         name="response-formats",
     ),
     path("audio/models", views.AudioModelListView.as_view(), name="audio-models"),
+    path(
+        "audio/watermark/detect",
+        watermark_views.WatermarkDetectView.as_view(),
+        name="watermark-detect",
+    ),
     path("models", views.ModelListView.as_view(), name="models"),
 ]
