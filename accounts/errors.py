@@ -9,6 +9,7 @@ import logging
 import math
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -131,6 +132,8 @@ def rate_limited(message: str, *, code: str, retry_after: float) -> ApiError:
 def api_error_from(exc: Exception) -> ApiError | None:
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, RequestDataTooBig):
+        return ApiError(413, "The request body is too large.", code="request_too_large")
     if isinstance(exc, drf_exceptions.ValidationError):
         return validation_error(exc.detail)
     if isinstance(exc, drf_exceptions.ParseError):

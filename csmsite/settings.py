@@ -186,6 +186,8 @@ API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024, minimum=16 * 1024
 CONVERSATION_MAX_BODY_BYTES = env_int(
     "CONVERSATION_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=16 * 1024
 )
+# Django's own cap on a body read into memory: the parsers enforce the limits above, per route.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, CONVERSATION_MAX_BODY_BYTES)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],

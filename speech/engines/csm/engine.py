@@ -136,7 +136,9 @@ class CsmEngine(Engine):
             raise EngineError(
                 f"the reference audio of voice '{voice.name}' cannot be read.", retryable=False
             ) from exc
-        context = [self._encode_turn(turn) for turn in voice.context]
+        assert self._builder is not None
+        turns = _newest_that_may_fit(voice.context, self._builder.max_positions)
+        context = [self._encode_turn(turn) for turn in turns]
         speaker = reference.speaker if reference is not None else voice.speaker_id
         yield from self._speak(chunks, speaker, reference, context, params)
 
@@ -304,6 +306,19 @@ class _Piece:
     def __init__(self, codes: torch.Tensor, audio: np.ndarray) -> None:
         self.codes = codes
         self.audio = audio
+
+
+def _newest_that_may_fit(turns: Sequence[ContextTurn], positions: int) -> list[ContextTurn]:
+    """The newest turns whose audio alone fits the window: older ones would be dropped after
+    encoding anyway (`fit_context` trims exactly), so they are not encoded at all."""
+    kept: list[ContextTurn] = []
+    for turn in reversed(turns):
+        positions -= math.ceil(turn.samples.size / SAMPLES_PER_FRAME) + 1
+        if positions < 0:
+            break
+        kept.append(turn)
+    kept.reverse()
+    return kept
 
 
 def _keep(reference: Segment, fraction: float) -> Segment | None:

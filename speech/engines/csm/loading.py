@@ -88,6 +88,12 @@ def load_csm(options: CsmOptions) -> LoadedCsm:
 def describe_failure(exc: BaseException, options: CsmOptions) -> str:
     """Why CSM could not load, and what to do about it, without secrets or paths."""
     causes = _chain(exc)
+    if not options.is_local and _looks_like_path(options.model):
+        return (
+            "CSM_MODEL is a path to a directory that does not exist or cannot be read: set it "
+            "to a local CSM checkpoint directory in transformers format, or to a Hub model id "
+            "such as sesame/csm-1b."
+        )
     if any(isinstance(cause, GatedRepoError) for cause in causes):
         return (
             f"the model '{options.model}' is gated: accept its licence on huggingface.co with "
@@ -123,6 +129,11 @@ def describe_failure(exc: BaseException, options: CsmOptions) -> str:
         f"the model '{options.model}' could not be loaded ({type(exc).__name__}); see the "
         "server log for details."
     )
+
+
+def _looks_like_path(model: str) -> bool:
+    """A filesystem path rather than a Hub id (`owner/name`): never shown to callers."""
+    return model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -17,6 +17,7 @@ from transformers import (
     EncodecFeatureExtractor,
     PreTrainedTokenizerFast,
 )
+from transformers.models.mimi.modeling_mimi import MimiEuclideanCodebook
 
 from speech.engines.csm.prompt import CHAT_TEMPLATE
 
@@ -107,6 +108,13 @@ def build_random_checkpoint(directory: Path, *, size: dict, seed: int = 0) -> Pa
     config, tokenizer = build_random_config(size)
     torch.manual_seed(seed)
     model = CsmForConditionalGeneration(config)
+    # Mimi starts its codebooks at zero (they are learned): every code would decode to the same
+    # audio and all audio would encode to code 0, the end-of-audio id. Random codebooks make
+    # the codes matter, as in the real codec.
+    for module in model.codec_model.modules():
+        if isinstance(module, MimiEuclideanCodebook):
+            module.embed_sum.normal_(std=0.1)
+            module._embed = None
     model.save_pretrained(directory)
     processor = CsmProcessor(
         feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=24000),

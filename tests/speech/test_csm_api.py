@@ -1,0 +1,394 @@
+"""CSM through the HTTP API on a live server: speech, conversation, errors and readiness.
+
+The model is the tiny random checkpoint, so what is checked is the plumbing (formats, seeds,
+context, errors), not how the speech sounds. Requests ask for a second of audio or less.
+"""
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from django.core.files.base import ContentFile
+
+from speech.audio.decode import decode_audio
+from speech.audio.encoder import StreamingEncoder
+from speech.audio.formats import FORMATS
+from speech.engines.base import EngineState
+from speech.engines.csm import engine as engine_module
+from speech.engines.csm import standard_voices
+from speech.engines.csm.codec import SAMPLE_RATE
+from speech.engines.csm.generation import FrameGenerator
+from speech.engines.csm.prompt import Segment
+from speech.engines.registry import engine_get
+from voices.models import Voice
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ERROR_KEYS = {"message", "type", "param", "code"}
+TEXT = "Good morning, and welcome to the show."
+# One second of audio: 13 frames generated, 24000 samples delivered.
+ONE_SECOND = {"seed": 1, "max_audio_length_ms": 1000}
+
+
+@pytest.fixture(autouse=True)
+def _tiny_model_on_one_cpu_thread(settings) -> Iterator[None]:
+    """The tiny model runs on the CPU in float32 wherever the tests run, on one thread.
+
+    Exact comparisons hold there, and a model this small gains nothing from a GPU. Its matrices
+    are far too small to share between threads: on a busy machine two intra-op threads make
+    each frame several times slower, and one changes no result.
+    """
+    settings.CSM_DEVICE = "cpu"
+    settings.CSM_DTYPE = "float32"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def encoded(samples: np.ndarray, fmt: str = "wav") -> bytes:
+    encoder = StreamingEncoder(FORMATS[fmt], SAMPLE_RATE)
+    try:
+        return encoder.encode(samples) + encoder.finish()
+    finally:
+        encoder.close()
+
+
+def tone(seconds: float, frequency: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def noise(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.2 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+
+
+def b64(samples: np.ndarray, fmt: str = "wav") -> str:
+    return base64.b64encode(encoded(samples, fmt)).decode()
+
+
+def decoded(data: bytes, response_format: str) -> np.ndarray:
+    if response_format == "pcm":
+        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768
+    return decode_audio(data, sample_rate=SAMPLE_RATE, max_seconds=30)
+
+
+def record_prompt_lengths(monkeypatch) -> list[int]:
+    """Wrap (not replace) FrameGenerator.prefill in the server's process; record each prompt."""
+    lengths: list[int] = []
+    prefill = FrameGenerator.prefill
+
+    def recording(self, embeds):
+        lengths.append(embeds.shape[1])
+        return prefill(self, embeds)
+
+    monkeypatch.setattr(FrameGenerator, "prefill", recording)
+    return lengths
+
+
+@pytest.fixture
+def narrator(csm_engine, alice, media_root) -> Voice:
+    """Alice's cloned voice: two seconds of reference audio (25 frames)."""
+    voice = Voice(
+        owner=alice,
+        name="narrator",
+        kind=Voice.Kind.CLONED,
+        source=Voice.Source.UPLOAD,
+        reference_text="This is how I sound.",
+        duration_seconds=2.0,
+    )
+    voice.reference_audio.save("upload.wav", ContentFile(encoded(tone(2.0))), save=False)
+    voice.save()
+    return voice
+
+
+def speech(api: httpx.Client, **fields) -> httpx.Response:
+    return api.post(
+        "/v1/audio/speech",
+        json={"model": "csm-1b", "voice": "narrator", "input": TEXT, **ONE_SECOND, **fields},
+    )
+
+
+# --- speech -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content_type", "exact"),
+    [
+        ("mp3", "audio/mpeg", False),
+        ("opus", "audio/opus", False),
+        ("aac", "audio/aac", False),
+        ("flac", "audio/flac", True),
+        ("wav", "audio/wav", True),
+        ("pcm", "audio/pcm", True),
+    ],
+)
+def test_csm_speaks_every_response_format(api, narrator, response_format, content_type, exact):
+    # when
+    response = speech(api, response_format=response_format)
+    # then
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == content_type
+    samples = decoded(response.content, response_format)
+    if exact:
+        assert samples.size == SAMPLE_RATE
+    else:
+        # lossy codecs add their priming and padding
+        assert 0.9 * SAMPLE_RATE <= samples.size <= 1.2 * SAMPLE_RATE
+    assert np.abs(samples).max() > 0.05
+
+
+def test_the_openai_client_speaks_with_csm_in_full_and_streamed(openai_client, narrator):
+    # given
+    request = {
+        "model": "csm-1b",
+        "voice": "narrator",
+        "input": TEXT,
+        "response_format": "wav",
+        "extra_body": ONE_SECOND,
+    }
+    # when
+    whole = openai_client.audio.speech.create(**request)
+    with openai_client.audio.speech.with_streaming_response.create(**request) as response:
+        content_type = response.headers["content-type"]
+        streamed = b"".join(response.iter_bytes())
+    # then
+    assert decoded(whole.content, "wav").size == SAMPLE_RATE
+    assert content_type == "audio/wav"
+    assert streamed == whole.content
+
+
+def test_the_same_seed_gives_the_same_bytes(api, narrator):
+    first = speech(api, response_format="wav", seed=42)
+    again = speech(api, response_format="wav", seed=42)
+    other = speech(api, response_format="wav", seed=43)
+    assert first.status_code == again.status_code == other.status_code == 200
+    assert first.content == again.content
+    assert other.content != first.content
+
+
+def test_a_standard_voice_speaks_with_csm(openai_client, csm_engine, media_root, monkeypatch):
+    # given a short recipe for alloy's reference (15 frames instead of 125), to keep it quick
+    monkeypatch.setitem(standard_voices._SENTENCES, "alloy", "Hi.")
+    monkeypatch.setattr(engine_module, "_SECONDS_SLACK", 0.4)
+    # when alloy is first asked of CSM (its reference is made now)
+    audio = openai_client.audio.speech.create(
+        model="csm-1b", voice="alloy", input=TEXT, response_format="wav", extra_body=ONE_SECOND
+    )
+    # then
+    assert decoded(audio.content, "wav").size == SAMPLE_RATE
+    assert Voice.objects.filter(owner__isnull=True, name="alloy").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 0),
+        ("temperature", 2.5),
+        ("topk", 0),
+        ("topk", 101),
+        ("max_audio_length_ms", 0),
+        ("seed", -1),
+        ("voice_consistency", 1.5),
+    ],
+)
+def test_out_of_range_parameters_are_refused_by_name(api, field, value):
+    # when
+    response = api.post(
+        "/v1/audio/speech", json={"model": "csm-1b", "input": TEXT, "voice": "alloy", field: value}
+    )
+    # then
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == field
+    assert error["type"] == "invalid_request_error"
+    assert field in error["message"]
+
+
+def test_a_missing_model_answers_503_with_what_to_do_while_espeak_still_speaks(api, settings):
+    # given CSM_MODEL is an empty directory (the tests' default)
+    # when csm-1b is asked for until CSM has finished trying to load
+    deadline = time.monotonic() + 30
+    while True:
+        response = api.post("/v1/audio/speech", json={"model": "csm-1b", "input": TEXT})
+        assert response.status_code == 503
+        error = response.json()["error"]
+        if error["code"] != "engine_loading" or time.monotonic() > deadline:
+            break
+        assert response.headers["retry-after"] == "10"
+        time.sleep(0.05)
+    # then the answer says why and what to set, in OpenAI's error shape, without a path
+    assert set(error) == ERROR_KEYS
+    assert error["code"] == "engine_unavailable"
+    assert error["type"] == "server_error"
+    assert "CSM_MODEL" in error["message"]
+    assert settings.CSM_MODEL not in error["message"]
+    assert "retry-after" not in response.headers
+    # and eSpeak answers meanwhile
+    espeak = api.post("/v1/audio/speech", json={"model": "espeak", "input": TEXT})
+    assert espeak.status_code == 200
+    assert espeak.content
+
+
+# --- conversation -----------------------------------------------------------------------------
+
+
+def two_turns() -> list[dict]:
+    return [
+        {"speaker": 0, "text": "How was the trip?", "audio": b64(tone(2.0, 180.0))},
+        {"speaker": 1, "text": "Long, but worth it.", "audio": b64(noise(2.0))},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "response_format", "content_type"),
+    [("/v1", "wav", "audio/wav"), ("/api/v1", "flac", "audio/flac")],
+)
+def test_conversation_speaks_the_next_turn_after_its_context(
+    api, csm_engine, monkeypatch, prefix, response_format, content_type
+):
+    # given
+    lengths = record_prompt_lengths(monkeypatch)
+    body = {
+        "model": "csm-1b",
+        "text": "Tell me everything.",
+        "speaker_id": 0,
+        "context": two_turns(),
+        "response_format": response_format,
+        **ONE_SECOND,
+    }
+    # when
+    response = api.post(f"{prefix}/audio/conversation", json=body)
+    # then
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == content_type
+    samples = decoded(response.content, response_format)
+    assert samples.size == SAMPLE_RATE
+    assert np.abs(samples).max() > 0.05
+    # and both turns, their two seconds of audio (25 frames) each, were in the prompt
+    builder = csm_engine._builder
+    expected = (
+        len(builder.text_ids(Segment(0, "How was the trip?")))
+        + 26
+        + len(builder.text_ids(Segment(1, "Long, but worth it.")))
+        + 26
+        + len(builder.text_ids(Segment(0, "Tell me everything.")))
+    )
+    assert lengths == [expected]
+
+
+def conversation_error(api, context: list[dict]) -> dict:
+    response = api.post(
+        "/v1/audio/conversation", json={"model": "csm-1b", "text": "Hi.", "context": context}
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert set(error) == ERROR_KEYS
+    return error
+
+
+def test_a_context_item_that_is_not_audio_is_named(api, csm_engine):
+    context = two_turns()
+    context[1]["audio"] = base64.b64encode(b"this is not audio, just text").decode()
+    error = conversation_error(api, context)
+    assert error["param"] == "context[1].audio"
+    assert error["code"] == "invalid_audio"
+
+
+def test_context_audio_that_is_not_base64_is_named(api):
+    context = two_turns()
+    context[0]["audio"] = "%%% not base64 %%%"
+    error = conversation_error(api, context)
+    assert error["param"] == "context[0].audio"
+
+
+def test_more_than_32_context_turns_are_refused(api):
+    turn = {"speaker": 0, "text": "Hi.", "audio": base64.b64encode(b"RIFF").decode()}
+    error = conversation_error(api, [turn] * 33)
+    assert error["param"] == "context"
+
+
+def test_a_context_longer_than_the_window_loses_its_oldest_turn(api, csm_engine, monkeypatch):
+    # given two turns of 90 s (1125 frames each): together more than the 2048 positions
+    # (Opus keeps the body small: see the next test for why that matters)
+    lengths = record_prompt_lengths(monkeypatch)
+    context = [
+        {"speaker": 0, "text": "The older turn.", "audio": b64(noise(90.0, seed=1), "opus")},
+        {"speaker": 1, "text": "The newer turn.", "audio": b64(noise(90.0, seed=2), "opus")},
+    ]
+    # when
+    response = api.post(
+        "/v1/audio/conversation",
+        json={"text": "And now?", "context": context, "response_format": "wav", **ONE_SECOND},
+    )
+    # then it answers, from a prompt of the newer turn only
+    assert response.status_code == 200, response.text
+    assert decoded(response.content, "wav").size == SAMPLE_RATE
+    builder = csm_engine._builder
+    newer = len(builder.text_ids(Segment(1, "The newer turn."))) + 1125 + 1
+    assert lengths == [newer + len(builder.text_ids(Segment(0, "And now?")))]
+    assert lengths[0] + 13 <= builder.max_positions
+
+
+def test_a_conversation_body_within_the_conversation_limit_is_accepted(api, csm_engine, settings):
+    # given a minute of WAV context: about 3.8 MB of JSON, well under the conversation limit
+    context = [{"speaker": 0, "text": "A long turn.", "audio": b64(noise(60.0))}]
+    body = {"text": "And now?", "context": context, "response_format": "wav", **ONE_SECOND}
+    assert 2.5 * 2**20 < len(json.dumps(body)) < settings.CONVERSATION_MAX_BODY_BYTES
+    # when
+    response = api.post("/v1/audio/conversation", json=body)
+    # then
+    assert response.status_code == 200, response.text
+
+
+def test_conversation_needs_a_key(live_server_url):
+    response = httpx.post(
+        f"{live_server_url}/v1/audio/conversation", json={"model": "csm-1b", "text": "Hi."}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_conversation_with_an_engine_that_takes_no_context_is_refused(api):
+    response = api.post("/v1/audio/conversation", json={"model": "espeak", "text": "Hi."})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "model_not_supported"
+    assert error["param"] == "model"
+    assert "csm-1b" in error["message"]
+
+
+# --- readiness --------------------------------------------------------------------------------
+
+
+def test_readyz_lists_csm_ready(live_server_url, csm_engine):
+    body = httpx.get(f"{live_server_url}/readyz").json()
+    assert body["engines"]["csm"] == {"state": "ready", "reason": ""}
+
+
+def test_readyz_lists_csm_unavailable_with_its_reason(live_server_url, settings):
+    # given CSM has tried to load from an empty CSM_MODEL
+    engine = engine_get("csm")
+    deadline = time.monotonic() + 30
+    while engine.state is EngineState.LOADING and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # when
+    body = httpx.get(f"{live_server_url}/readyz").json()
+    # then
+    csm = body["engines"]["csm"]
+    assert csm["state"] == "unavailable"
+    assert "CSM_MODEL" in csm["reason"]
+    assert settings.CSM_MODEL not in csm["reason"]

@@ -1,0 +1,578 @@
+"""The CSM engine on the tiny random checkpoint: seeds, voice references, chunks, standard voices,
+loading failures and which engine the default model names mean.
+"""
+
+import io
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from asgiref.sync import async_to_sync
+from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
+from huggingface_hub import errors as hub_errors
+
+from speech.audio.encoder import StreamingEncoder
+from speech.audio.formats import FORMATS
+from speech.engines.base import EngineNotReady, EngineState, SynthesisParams, VoiceSpec
+from speech.engines.csm import engine as engine_module
+from speech.engines.csm import standard_voices
+from speech.engines.csm.codec import SAMPLE_RATE
+from speech.engines.csm.engine import SAMPLES_PER_FRAME, CsmEngine
+from speech.engines.csm.generation import FrameGenerator
+from speech.engines.csm.loading import CsmOptions, describe_failure, load_csm
+from speech.engines.csm.prompt import Segment
+from speech.engines.registry import engine_get, engines_reset
+from speech.models_catalog import engine_name_for_model
+from speech.services import speech_plan
+from voices.models import Voice
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKEN = "hf_DoNotLeakThisTokenAnywhere123"
+LONG_TEXT = (
+    "The morning train left the station at seven, carrying commuters toward the city. "
+    "Rain had fallen all night, and the fields shone under a pale grey sky. "
+    "A conductor walked the aisle, checking tickets and greeting the regulars by name. "
+    "Near the window, a child counted cows and wrote the numbers in a small notebook. "
+    "By the time the towers appeared, the clouds had broken and the sun was out."
+)
+
+
+@pytest.fixture(autouse=True)
+def _tiny_model_on_one_cpu_thread(settings) -> Iterator[None]:
+    """The tiny model runs on the CPU in float32 wherever the tests run, on one thread.
+
+    Exact comparisons hold there, and a model this small gains nothing from a GPU. Its matrices
+    are far too small to share between threads: on a busy machine two intra-op threads make
+    each frame several times slower, and one changes no result.
+    """
+    settings.CSM_DEVICE = "cpu"
+    settings.CSM_DTYPE = "float32"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def stored_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    encoder = StreamingEncoder(FORMATS["wav"], SAMPLE_RATE)
+    try:
+        return encoder.encode(samples) + encoder.finish()
+    finally:
+        encoder.close()
+
+
+def tone(seconds: float, frequency: float) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def noise(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.2 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+
+
+def cloned_voice(owner, name: str, samples: np.ndarray, text: str, speaker: int = 0) -> Voice:
+    """A cloned voice whose reference audio is stored through the model's FileField."""
+    voice = Voice(
+        owner=owner,
+        name=name,
+        kind=Voice.Kind.CLONED,
+        source=Voice.Source.UPLOAD,
+        reference_text=text,
+        speaker_id=speaker,
+        duration_seconds=samples.size / SAMPLE_RATE,
+    )
+    voice.reference_audio.save("upload.wav", ContentFile(wav_bytes(samples)), save=False)
+    voice.save()
+    return voice
+
+
+def spec(voice: Voice) -> VoiceSpec:
+    return VoiceSpec(
+        name=voice.name,
+        reference_audio=voice.reference_audio.name,
+        reference_text=voice.reference_text,
+        speaker_id=voice.speaker_id,
+    )
+
+
+def speak(engine: CsmEngine, chunks: list[str], voice: VoiceSpec, **params) -> np.ndarray:
+    return np.concatenate(list(engine.synthesize(chunks, voice, SynthesisParams(**params))))
+
+
+@pytest.fixture
+def tone_voice(alice, media_root) -> Voice:
+    # 2 s of reference audio: 25 frames
+    return cloned_voice(alice, "tone", tone(2.0, 220.0), "A steady tone to copy.")
+
+
+@pytest.fixture
+def noise_voice(alice, media_root) -> Voice:
+    # 1.2 s of reference audio: 15 frames
+    return cloned_voice(alice, "hiss", noise(1.2), "A hiss to copy.", speaker=1)
+
+
+def record_chunks(engine: CsmEngine, monkeypatch) -> list[dict]:
+    """Wrap the engine's per-chunk generation; record each chunk's target, turns and codes."""
+    calls: list[dict] = []
+    chunk_frames = engine._chunk_frames
+
+    def recording(target, turns, limit, generator, sampling, first_audio):
+        call = {"target": target, "turns": list(turns), "codes": []}
+        calls.append(call)
+        for piece in chunk_frames(target, turns, limit, generator, sampling, first_audio):
+            call["codes"].append(piece.codes)
+            yield piece
+
+    monkeypatch.setattr(engine, "_chunk_frames", recording)
+    return calls
+
+
+def record_prompt_lengths(monkeypatch) -> list[int]:
+    """Wrap (not replace) FrameGenerator.prefill; record the length of each prompt."""
+    lengths: list[int] = []
+    prefill = FrameGenerator.prefill
+
+    def recording(self, embeds):
+        lengths.append(embeds.shape[1])
+        return prefill(self, embeds)
+
+    monkeypatch.setattr(FrameGenerator, "prefill", recording)
+    return lengths
+
+
+def prompt_length(engine: CsmEngine, call: dict) -> int:
+    """Positions of a recorded chunk's prompt: its turns, then its text."""
+    builder = engine._builder
+    return sum(builder.length(turn) for turn in call["turns"]) + builder.length(call["target"])
+
+
+def wait_loaded(engine) -> None:
+    deadline = time.monotonic() + 60
+    while engine.state is EngineState.LOADING and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+# --- seeds and voices -------------------------------------------------------------------------
+
+
+def test_the_same_seed_gives_the_same_samples_and_another_seed_others(csm_engine, tone_voice):
+    # given
+    voice, text = spec(tone_voice), ["Seeds make speech repeatable."]
+    # when
+    first = speak(csm_engine, text, voice, seed=7, max_audio_ms=800)
+    again = speak(csm_engine, text, voice, seed=7, max_audio_ms=800)
+    other = speak(csm_engine, text, voice, seed=8, max_audio_ms=800)
+    # then
+    assert first.size == again.size == other.size == 10 * SAMPLES_PER_FRAME
+    assert np.array_equal(first, again)
+    assert not np.allclose(first, other, atol=1e-3)
+
+
+def test_the_voice_reference_reaches_the_model(csm_engine, tone_voice, noise_voice, monkeypatch):
+    # given the prompts the model is given are measured
+    lengths = record_prompt_lengths(monkeypatch)
+    builder, text = csm_engine._builder, "Which voice is this?"
+    # when the same text is spoken with the same seed in two cloned voices and in none
+    with_tone = speak(csm_engine, [text], spec(tone_voice), seed=3, max_audio_ms=800)
+    with_noise = speak(csm_engine, [text], spec(noise_voice), seed=3, max_audio_ms=800)
+    plain = speak(csm_engine, [text], VoiceSpec(name="plain"), seed=3, max_audio_ms=800)
+    # then the speech differs
+    assert not np.allclose(with_tone, with_noise, atol=1e-3)
+    assert not np.allclose(with_tone, plain, atol=1e-3)
+    # and each prompt holds the reference's transcript, its frames and an end-of-audio frame
+    # before the text to speak, in the reference's speaker
+    tone_text = len(builder.text_ids(Segment(0, tone_voice.reference_text)))
+    noise_text = len(builder.text_ids(Segment(1, noise_voice.reference_text)))
+    assert lengths == [
+        tone_text + 25 + 1 + len(builder.text_ids(Segment(0, text))),
+        noise_text + 15 + 1 + len(builder.text_ids(Segment(1, text))),
+        len(builder.text_ids(Segment(0, text))),
+    ]
+
+
+def test_long_text_is_spoken_chunk_by_chunk_in_order(csm_engine, alice, tone_voice, monkeypatch):
+    # given a plan for five sentences, with three frames per chunk to keep it quick
+    plan = async_to_sync(speech_plan)(
+        user=alice,
+        data={
+            "model": "csm-1b",
+            "voice": "tone",
+            "input": LONG_TEXT,
+            "speed": 1.0,
+            "response_format": "wav",
+            "seed": 5,
+        },
+    )
+    assert len(plan.chunks) >= 3
+    monkeypatch.setattr(engine_module, "frame_bound", lambda text: 3)
+    calls = record_chunks(csm_engine, monkeypatch)
+    prompts = record_prompt_lengths(monkeypatch)
+    # when
+    audio = np.concatenate(list(csm_engine.synthesize(plan.chunks, plan.voice, plan.params)))
+    # then every chunk is spoken, once, in order
+    assert [call["target"].text for call in calls] == plan.chunks
+    assert " ".join(plan.chunks) == LONG_TEXT
+    # and the first is conditioned on the voice reference alone
+    reference = calls[0]["turns"]
+    assert [(turn.speaker, turn.text) for turn in reference] == [(0, tone_voice.reference_text)]
+    assert reference[0].codes.shape == (25, 32)
+    # and each later one on the reference and then the previous chunk, as it was generated
+    for previous, call in itertools.pairwise(calls):
+        turns = call["turns"]
+        assert len(turns) == 2
+        assert torch.equal(turns[0].codes, reference[0].codes)
+        assert turns[1].text == previous["target"].text
+        assert torch.equal(turns[1].codes, torch.cat(previous["codes"]))
+    # and the model's prompt for each chunk is exactly those turns and the chunk's text
+    assert prompts == [prompt_length(csm_engine, call) for call in calls]
+    # and the audio is every chunk's frames, less one crossfade per seam
+    frames = sum(sum(c.shape[0] for c in call["codes"]) for call in calls)
+    assert frames == 3 * len(plan.chunks)
+    assert audio.size == frames * SAMPLES_PER_FRAME - 480 * (len(plan.chunks) - 1)
+
+
+@pytest.mark.parametrize(
+    ("consistency", "kept_frames", "kept_text"),
+    [(1.0, 25, "A steady tone to copy."), (0.5, 12, "A steady"), (0.0, 0, None)],
+)
+def test_voice_consistency_sets_how_much_reference_later_chunks_keep(
+    csm_engine, tone_voice, monkeypatch, consistency, kept_frames, kept_text
+):
+    # given two chunks, three frames each
+    monkeypatch.setattr(engine_module, "frame_bound", lambda text: 3)
+    calls = record_chunks(csm_engine, monkeypatch)
+    prompts = record_prompt_lengths(monkeypatch)
+    chunks = ["The first chunk.", "The second chunk."]
+    # when
+    speak(csm_engine, chunks, spec(tone_voice), seed=1, voice_consistency=consistency)
+    # then the first chunk always has the whole reference
+    first, second = calls[0]["turns"], calls[1]["turns"]
+    assert [turn.text for turn in first] == ["A steady tone to copy."]
+    assert first[0].codes.shape[0] == 25
+    # and the second keeps its share of it before the previous chunk
+    assert second[-1].text == "The first chunk."
+    if kept_text is None:
+        assert len(second) == 1
+    else:
+        assert len(second) == 2
+        assert second[0].text == kept_text
+        assert torch.equal(second[0].codes, first[0].codes[:kept_frames])
+    # and the model is given exactly that
+    assert prompts == [prompt_length(csm_engine, call) for call in calls]
+
+
+# --- standard voices --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quick_references(monkeypatch) -> None:
+    """A short recipe sentence and bound, so a reference takes 15 frames instead of 125.
+
+    What is tested is where a reference is stored and when it is made, not how long it is.
+    """
+    monkeypatch.setitem(standard_voices._SENTENCES, "alloy", "Hi.")
+    monkeypatch.setattr(engine_module, "_SECONDS_SLACK", 0.4)
+
+
+def count_calls(monkeypatch, target, name: str) -> list[tuple]:
+    calls: list[tuple] = []
+    original = getattr(target, name)
+
+    def counting(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(target, name, counting)
+    return calls
+
+
+def builtin(name: str) -> Voice:
+    (voice,) = Voice.objects.filter(owner__isnull=True, name=name)
+    return voice
+
+
+def test_a_standard_voice_is_made_once_and_requests_never_rewrite_it(
+    csm_engine, media_root, quick_references, monkeypatch
+):
+    # given no stored alloy yet
+    generated = count_calls(monkeypatch, csm_engine, "generate_reference")
+    alloy = VoiceSpec(name="alloy", standard="alloy")
+    # when alloy is first asked for, its reference is generated and stored
+    speak(csm_engine, ["Hello."], alloy, seed=1, max_audio_ms=400)
+    assert len(generated) == 1
+    stored = builtin("alloy")
+    assert (stored.kind, stored.source) == (Voice.Kind.BUILTIN, Voice.Source.GENERATED)
+    assert (stored.reference_text, stored.speaker_id) == ("Hi.", 0)
+    audio = stored.reference_audio.read()
+    assert stored_files(media_root) == {stored.reference_audio.name}
+    # when it is asked for again, by this process and by a restarted one
+    speak(csm_engine, ["Hello again."], alloy, seed=2, max_audio_ms=400)
+    engines_reset()
+    restarted = engine_get("csm")
+    wait_loaded(restarted)
+    restarted_generated = count_calls(monkeypatch, restarted, "generate_reference")
+    speak(restarted, ["Hello once more."], alloy, seed=3, max_audio_ms=400)
+    # then it is never generated or written again
+    assert len(generated) == 1
+    assert restarted_generated == []
+    again = builtin("alloy")
+    assert (again.id, again.reference_audio.name, again.updated) == (
+        stored.id,
+        stored.reference_audio.name,
+        stored.updated,
+    )
+    assert again.reference_audio.read() == audio
+    assert stored_files(media_root) == {stored.reference_audio.name}
+
+
+def test_standard_voices_are_generated_deterministically_and_rebuilt_on_command(
+    csm_engine, media_root, quick_references
+):
+    # given alloy prepared once
+    (first,) = standard_voices.standard_voices_prepare(
+        csm_engine.generate_reference, names=["alloy"]
+    )
+    first_audio = first.reference_audio.read()
+    assert first.duration_seconds == pytest.approx(15 * SAMPLES_PER_FRAME / SAMPLE_RATE)
+    # when it is prepared again, it is kept
+    (kept,) = standard_voices.standard_voices_prepare(
+        csm_engine.generate_reference, names=["alloy"]
+    )
+    assert kept.id == first.id
+    # when the command rebuilds it
+    out = io.StringIO()
+    call_command("csm_voices", "alloy", "--rebuild", stdout=out)
+    # then a new row replaces the old one, with the same audio (same weights, same seed), and
+    # the old file is gone with its row
+    rebuilt = builtin("alloy")
+    assert rebuilt.id != first.id
+    assert f"alloy: regenerated (1.2 s, id {rebuilt.id})" in out.getvalue()
+    assert rebuilt.reference_audio.read() == first_audio
+    assert stored_files(media_root) == {rebuilt.reference_audio.name}
+
+
+def test_the_command_refuses_names_that_are_not_standard_voices(media_root):
+    with pytest.raises(CommandError, match="nonesuch"):
+        call_command("csm_voices", "alloy", "nonesuch")
+    assert not Voice.objects.exists()
+
+
+def fake_reference(speaker: int, text: str, seed: int) -> np.ndarray:
+    return tone(1.0, 200.0 + 10 * speaker)
+
+
+def test_a_voice_that_cannot_be_saved_leaves_no_file_behind(media_root, monkeypatch):
+    # given the database refuses the row
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(Voice, "save", refuse)
+    # when
+    with pytest.raises(RuntimeError, match="database is gone"):
+        standard_voices.standard_voices_prepare(fake_reference, names=["echo"])
+    # then
+    assert stored_files(media_root) == set()
+    assert not Voice.objects.exists()
+
+
+def test_a_failed_rebuild_keeps_the_voice_it_was_replacing(media_root, monkeypatch):
+    # given echo exists
+    (echo,) = standard_voices.standard_voices_prepare(fake_reference, names=["echo"])
+
+    # when its rebuild cannot save the new row
+    def refuse(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Voice, "save", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        standard_voices.standard_voices_prepare(fake_reference, names=["echo"], rebuild=True)
+    # then the old row and its file are still there, and nothing else
+    assert builtin("echo").id == echo.id
+    assert stored_files(media_root) == {echo.reference_audio.name}
+
+
+# --- loading failures -------------------------------------------------------------------------
+
+
+def test_an_empty_checkpoint_directory_leaves_csm_unavailable_with_advice(settings):
+    # given CSM_MODEL is an empty directory (the tests' default)
+    assert Path(settings.CSM_MODEL).is_dir()
+    # when
+    engine = engine_get("csm")
+    wait_loaded(engine)
+    # then
+    assert engine.state is EngineState.UNAVAILABLE
+    assert "CSM_MODEL" in engine.reason
+    assert "transformers format" in engine.reason
+    assert settings.CSM_MODEL not in engine.reason
+    assert "/" not in engine.reason
+    with pytest.raises(EngineNotReady) as caught:
+        engine.ensure_ready()
+    assert engine.reason in caught.value.message
+
+
+def test_a_failure_to_prepare_the_standard_voices_leaves_csm_ready(
+    settings, tiny_csm_dir, monkeypatch
+):
+    # given the weights load but the standard voices cannot be stored
+    failed = threading.Event()
+
+    def disk_full(*args, **kwargs):
+        failed.set()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine_module, "standard_voices_prepare", disk_full)
+    settings.CSM_MODEL = str(tiny_csm_dir)
+    settings.CSM_PREPARE_VOICES = True
+    engines_reset()
+    # when
+    engine = engine_get("csm")
+    assert failed.wait(timeout=60)
+    wait_loaded(engine)
+    # then CSM serves anyway (each standard voice is made on first use), and the checkpoint is
+    # not blamed
+    assert engine.state is EngineState.READY
+    assert engine.reason == ""
+
+
+def hub_response(status: int):
+    """An HTTP response of the client library huggingface_hub's errors are built on."""
+    client = sys.modules[hub_errors.Response.__module__.split(".")[0]]
+    url = f"https://huggingface.co/sesame/csm-1b/resolve/main/config.json?token={TOKEN}"
+    return client.Response(status, request=client.Request("GET", url))
+
+
+def loading_failure(cause: BaseException) -> OSError:
+    """The OSError transformers raises from a Hub error (`raise OSError(...) from cause`)."""
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise OSError(f"We couldn't load sesame/csm-1b with token {TOKEN}.") from exc
+    except OSError as error:
+        return error
+
+
+def options(token: str = TOKEN, model: str = "sesame/csm-1b") -> CsmOptions:
+    return CsmOptions(model=model, token=token, device="", dtype="auto", device_map="")
+
+
+@pytest.mark.parametrize(
+    ("cause", "token", "advice"),
+    [
+        (
+            lambda: hub_errors.GatedRepoError("Access is restricted.", response=hub_response(403)),
+            TOKEN,
+            ["gated", "accept its licence", "HF_TOKEN"],
+        ),
+        (
+            lambda: hub_errors.GatedRepoError("Access is restricted.", response=hub_response(401)),
+            "",
+            ["gated", "accept its licence", "set HF_TOKEN"],
+        ),
+        (
+            lambda: hub_errors.RepositoryNotFoundError("Not found.", response=hub_response(401)),
+            "",
+            ["not found or needs a login", "set HF_TOKEN", "CSM_MODEL"],
+        ),
+        (
+            lambda: hub_errors.RepositoryNotFoundError("Not found.", response=hub_response(404)),
+            TOKEN,
+            ["HF_TOKEN has no access", "check CSM_MODEL and the token"],
+        ),
+        (
+            lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            TOKEN,
+            ["not enough memory", "CSM_DTYPE=bfloat16", "CSM_DEVICE_MAP=auto"],
+        ),
+        (
+            lambda: hub_errors.LocalEntryNotFoundError("Cannot find the requested files."),
+            TOKEN,
+            ["not in the local cache", "cannot be reached", "CSM_MODEL"],
+        ),
+    ],
+    ids=["gated", "gated-no-token", "not-found-no-token", "not-found", "oom", "offline"],
+)
+def test_loading_failures_are_explained_without_the_token(cause, token, advice):
+    # when
+    message = describe_failure(loading_failure(cause()), options(token=token))
+    # then
+    for words in advice:
+        assert words in message
+    assert TOKEN not in message
+    assert "hf_" not in message
+
+
+def test_an_unexplained_failure_names_its_type_and_points_to_the_log():
+    message = describe_failure(loading_failure(KeyError("weights")), options())
+    assert "(OSError)" in message
+    assert "server log" in message
+    assert TOKEN not in message
+
+
+@pytest.mark.parametrize(
+    "where", ["absolute", "relative", "home", "file"], ids=lambda where: f"{where}-path"
+)
+def test_a_checkpoint_path_that_does_not_exist_is_not_shown(tmp_path, monkeypatch, where):
+    # given CSM_MODEL names a checkpoint directory that is not there
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.safetensors").write_bytes(b"not a checkpoint directory")
+    missing = {
+        "absolute": str(tmp_path / "models" / "csm-1b"),
+        "relative": "./models/csm-1b",
+        "home": "~/models/csm-1b",
+        "file": str(tmp_path / "weights.safetensors"),
+    }[where]
+    # when loading fails as transformers fails on it
+    with pytest.raises(Exception) as caught:
+        load_csm(options(token="", model=missing))
+    message = describe_failure(caught.value, options(token="", model=missing))
+    # then the reason says what to set, but not the path
+    assert "CSM_MODEL is a path to a directory that does not exist" in message
+    assert "models/csm-1b" not in message
+    assert str(tmp_path) not in message
+
+
+# --- which engine the model names mean --------------------------------------------------------
+
+
+def test_auto_means_espeak_while_csm_cannot_load(settings):
+    # given CSM cannot load (the tests' empty CSM_MODEL)
+    settings.DEFAULT_ENGINE = "auto"
+    csm = engine_get("csm")
+    wait_loaded(csm)
+    assert csm.state is EngineState.UNAVAILABLE
+    # then OpenAI's model names mean eSpeak, and csm-1b still means CSM (never a stand-in)
+    assert engine_name_for_model("tts-1") == "espeak"
+    assert engine_name_for_model("gpt-4o-mini-tts") == "espeak"
+    assert engine_name_for_model("csm-1b") == "csm"
+
+
+def test_auto_means_csm_once_it_is_ready(settings, csm_engine):
+    settings.DEFAULT_ENGINE = "auto"
+    assert engine_name_for_model("tts-1") == "csm"
+    assert engine_name_for_model("tts-1-hd") == "csm"
+    assert engine_name_for_model("csm-1b") == "csm"
+    # and a fixed default stays fixed
+    settings.DEFAULT_ENGINE = "espeak"
+    assert engine_name_for_model("tts-1") == "espeak"
+    assert engine_name_for_model("csm-1b") == "csm"

@@ -1,0 +1,491 @@
+"""CSM's generation pieces on the tiny random checkpoint: frame loop, prompt, codec, joining.
+
+The oracles are transformers' own: `model.generate` for the frame loop, the processor and its
+chat template for the prompt, `codec_model.decode` of the whole clip for the streaming decoder.
+The tiny checkpoint has the real codebook count, codebook size and frame rate, so shapes and
+limits are the real model's; its random weights make every id likely, special ids included.
+"""
+
+import copy
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from speech.engines.base import SynthesisParams, VoiceSpec
+from speech.engines.csm import engine as engine_module
+from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
+from speech.engines.csm.engine import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOPK,
+    FRAME_RATE,
+    SAMPLES_PER_FRAME,
+    frame_bound,
+)
+from speech.engines.csm.generation import FrameGenerator, Sampling
+from speech.engines.csm.joiner import ChunkJoiner
+from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
+
+SENTENCE = "Hello there, how are you today?"
+
+
+@pytest.fixture(autouse=True)
+def _tiny_model_on_one_cpu_thread(settings) -> Iterator[None]:
+    """The tiny model runs on the CPU in float32 wherever the tests run, on one thread.
+
+    Exact comparisons hold there, and a model this small gains nothing from a GPU. Its matrices
+    are far too small to share between threads: on a busy machine two intra-op threads make
+    each frame several times slower, and one changes no result.
+    """
+    settings.CSM_DEVICE = "cpu"
+    settings.CSM_DTYPE = "float32"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def model(csm_engine):
+    return csm_engine._loaded.model
+
+
+@pytest.fixture
+def processor(csm_engine):
+    return csm_engine._loaded.processor
+
+
+@pytest.fixture
+def builder(model, processor) -> PromptBuilder:
+    return PromptBuilder(model, processor)
+
+
+@pytest.fixture
+def frames(model) -> FrameGenerator:
+    return FrameGenerator(model)
+
+
+def tone(seconds: float, frequency: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def turn(speaker: int, text: str, audio: np.ndarray) -> dict:
+    """A conversation turn with audio, as the processor's chat template takes it."""
+    content = [{"type": "text", "text": text}, {"type": "audio", "path": audio}]
+    return {"role": str(speaker), "content": content}
+
+
+def random_codes(count: int, seed: int = 0) -> torch.Tensor:
+    """Valid codec codes (count, 32), as a generator could have drawn them."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2048, (count, 32), generator=generator)
+
+
+def run_frames(
+    frames: FrameGenerator,
+    embeds: torch.Tensor,
+    sampling: Sampling,
+    count: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """`count` frames after the prompt `embeds`: (1, count, codebooks)."""
+    state = frames.prefill(embeds)
+    return torch.stack([frames.step(state, sampling, generator) for _ in range(count)], dim=1)
+
+
+def generate_reference_codes(model, seed: int, count: int, **inputs) -> torch.Tensor:
+    """transformers' own CSM generation, sampled like the engine samples, special ids banned."""
+    special = list(range(int(model.config.codec_config.codebook_size), model.config.vocab_size))
+    # generate() stores the depth_decoder_* arguments in the depth decoder's generation config.
+    saved = copy.deepcopy(model.depth_decoder.generation_config)
+    try:
+        torch.manual_seed(seed)
+        return model.generate(
+            **inputs,
+            max_new_tokens=count,
+            do_sample=True,
+            temperature=0.8,
+            top_k=40,
+            suppress_tokens=special,
+            depth_decoder_do_sample=True,
+            depth_decoder_temperature=0.8,
+            depth_decoder_top_k=40,
+            depth_decoder_suppress_tokens=special,
+        )
+    finally:
+        model.depth_decoder.generation_config = saved
+
+
+# --- the frame loop ---------------------------------------------------------------------------
+
+
+def test_the_frame_loop_draws_exactly_what_model_generate_draws(model, builder, frames):
+    # given a text prompt and transformers' generation of 12 frames from it
+    target = Segment(0, SENTENCE)
+    expected = generate_reference_codes(
+        model, seed=1234, count=12, input_ids=torch.tensor([builder.text_ids(target)])
+    )
+    assert expected.shape == (1, 12, 32)
+    # when the frame loop samples the same prompt with the same seed and settings
+    torch.manual_seed(1234)
+    codes = run_frames(frames, builder.embed([target]), Sampling(0.8, 40, 2048), 12, None)
+    # then every code of every frame is the same
+    assert torch.equal(codes, expected)
+
+
+def test_with_context_audio_the_frame_loop_still_matches_generate(
+    model, processor, builder, frames
+):
+    # given a conversation with an earlier turn's audio, as the processor prepares it for
+    # generate (which encodes the audio itself), and the same turn as codes for the builder
+    audio = tone(2.0)
+    conversation = [
+        turn(1, "The quick brown fox.", audio),
+        {"role": "0", "content": [{"type": "text", "text": SENTENCE}]},
+    ]
+    inputs = processor.apply_chat_template(conversation, tokenize=True, return_dict=True)
+    expected = generate_reference_codes(model, seed=99, count=12, **inputs)
+    codes_of_turn = encode_audio(model.codec_model, torch.from_numpy(audio))
+    prompt = [Segment(1, "The quick brown fox.", codes_of_turn), Segment(0, SENTENCE)]
+    # when
+    torch.manual_seed(99)
+    codes = run_frames(frames, builder.embed(prompt), Sampling(0.8, 40, 2048), 12, None)
+    # then
+    assert torch.equal(codes, expected)
+
+
+def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, builder, frames, monkeypatch):
+    # given every distribution the sampler is asked to draw from is recorded
+    seen: list[torch.Tensor] = []
+    draw = Sampling.draw
+
+    def recording_draw(self, logits, generator):
+        seen.append(logits.detach().clone())
+        return draw(self, logits, generator)
+
+    monkeypatch.setattr(Sampling, "draw", recording_draw)
+    hot = Sampling(temperature=2.0, topk=100, codebook_limit=frames.codebook_limit)
+    assert frames.codebook_limit == 2048 < model.config.vocab_size
+    # when 40 frames are drawn at a high temperature with a wide top-k
+    codes = run_frames(
+        frames, builder.embed([Segment(0, SENTENCE)]), hot, 40, torch.Generator().manual_seed(5)
+    )
+    # then no code is one the codec cannot decode
+    assert codes.shape == (1, 40, 32)
+    assert int(codes.min()) >= 0
+    assert int(codes.max()) < 2048
+    # and without the limit the same distributions do give such ids, so the limit is what
+    # kept them out
+    monkeypatch.undo()
+    logits = torch.cat(seen)
+    unlimited = Sampling(temperature=2.0, topk=100, codebook_limit=model.config.vocab_size)
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.cat([unlimited.draw(logits, generator) for _ in range(5)])
+    assert int((drawn >= 2048).sum()) > 0
+    limited = torch.cat([hot.draw(logits, generator) for _ in range(5)])
+    assert int(limited.max()) < 2048
+
+
+def test_a_frame_of_end_of_audio_ids_finishes_the_state(model, builder, frames, monkeypatch):
+    # given a depth decoder whose every code is the end-of-audio id
+    def eos_depth(last_hidden, first, sampling, generator):
+        return torch.full((first.shape[0], frames.num_codebooks), frames.eos_id)
+
+    monkeypatch.setattr(frames, "_depth", eos_depth)
+    state = frames.prefill(builder.embed([Segment(0, SENTENCE)]))
+    # when
+    frames.step(state, Sampling(0.9, 50, 2048), torch.Generator().manual_seed(0))
+    # then
+    assert state.finished
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def test_streaming_decode_of_uneven_pieces_equals_the_whole_clip_decode(model):
+    # given 160 frames (past the decoder transformer's 250-position window once upsampled)
+    codes = random_codes(160)
+    with torch.inference_mode():
+        whole = model.codec_model.decode(codes.T.unsqueeze(0)).audio_values[0, 0].float()
+    sizes = [1, 3, 7, 12, 1, 25, 12, 40, 2, 57]
+    assert sum(sizes) == 160
+    # when
+    decoder = StreamingDecoder(model.codec_model)
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(decoder.decode(codes[start : start + size]))
+        start += size
+    # then each piece is its frames' samples, and together they are the whole decode
+    assert [piece.shape[0] for piece in pieces] == [size * SAMPLES_PER_FRAME for size in sizes]
+    streamed = torch.cat(pieces)
+    assert streamed.shape == whole.shape
+    assert float(whole.abs().max()) > 0.01
+    assert float((streamed - whole).abs().max()) < 1e-4
+
+
+def test_streaming_decode_of_no_frames_is_no_audio(model):
+    assert StreamingDecoder(model.codec_model).decode(random_codes(0)).shape == (0,)
+
+
+def test_the_engine_streams_exactly_the_whole_clip_decode_of_the_codes_it_draws(
+    csm_engine, model, builder, frames, monkeypatch
+):
+    # given the codes the engine decodes are recorded as it streams
+    decoded: list[torch.Tensor] = []
+    decode = csm_engine._decode
+
+    def recording_decode(decoder, pending):
+        piece = decode(decoder, pending)
+        decoded.append(piece.codes)
+        return piece
+
+    monkeypatch.setattr(csm_engine, "_decode", recording_decode)
+    # when a seeded request of one chunk with no voice reference is spoken (2 s: 25 frames)
+    audio = list(
+        csm_engine.synthesize(
+            [SENTENCE], VoiceSpec(name="plain"), SynthesisParams(seed=11, max_audio_ms=2000)
+        )
+    )
+    streamed = np.concatenate(audio)
+    # then the same prompt and seed drawn independently give the same 25 frames
+    sampling = Sampling(DEFAULT_TEMPERATURE, DEFAULT_TOPK, frames.codebook_limit)
+    generator = torch.Generator(device=csm_engine._loaded.device).manual_seed(11)
+    expected = run_frames(frames, builder.embed([Segment(0, SENTENCE)]), sampling, 25, generator)
+    assert [piece.shape[0] for piece in decoded] == [3, 12, 10]
+    assert torch.equal(torch.cat(decoded), expected[0])
+    # and the streamed audio is the whole-clip decode of those frames
+    with torch.inference_mode():
+        whole = model.codec_model.decode(expected[0].T.unsqueeze(0)).audio_values[0, 0]
+    assert streamed.dtype == np.float32
+    assert streamed.shape == (25 * SAMPLES_PER_FRAME,)
+    assert np.abs(streamed - whole.numpy()).max() < 1e-4
+
+
+# --- the prompt -------------------------------------------------------------------------------
+
+
+def test_text_ids_are_the_processors_own_tokens_of_the_turn(builder, processor):
+    # given
+    conversation = [{"role": "3", "content": [{"type": "text", "text": SENTENCE}]}]
+    expected = processor.apply_chat_template(conversation, tokenize=True, return_dict=True)
+    # when
+    ids = builder.text_ids(Segment(3, SENTENCE))
+    # then
+    assert ids == expected["input_ids"][0].tolist()
+    assert processor.tokenizer.decode(ids) == f"<|begin_of_text|>[3]{SENTENCE}<|end_of_text|>"
+
+
+def test_a_context_segment_takes_its_text_its_frames_and_an_end_of_audio_frame(model, builder):
+    # given a turn with 9 frames of audio and the turn to speak
+    codes = random_codes(9)
+    context = Segment(1, "The quick brown fox.", codes)
+    target = Segment(0, SENTENCE)
+    text = len(builder.text_ids(context))
+    # when
+    embeds = builder.embed([context, target])
+    # then
+    assert builder.length(context) == text + 9 + 1
+    assert builder.length(target) == len(builder.text_ids(target))
+    assert embeds.shape == (1, text + 10 + builder.length(target), model.config.hidden_size)
+    with torch.inference_mode():
+        audio = model.backbone_model.embed_tokens(codes.unsqueeze(0))[0]
+        eos = model.backbone_model.embed_tokens(torch.zeros(1, 1, 32, dtype=torch.long))[0]
+        target_text = model.embed_text_tokens(torch.tensor(builder.text_ids(target)))
+    # the turn's frames follow its text, then the end-of-audio frame, then the next turn
+    assert torch.equal(embeds[0, text : text + 9], audio)
+    assert torch.equal(embeds[0, text + 9], eos[0])
+    assert torch.equal(embeds[0, text + 10 :], target_text)
+
+
+def test_prompt_embeddings_equal_transformers_merge_of_text_and_audio(model, processor, builder):
+    # given the processor's conversation with two audio turns
+    first, second = tone(1.2, 180.0), tone(0.8, 440.0)
+    conversation = [
+        turn(0, "One.", first),
+        turn(1, "Two.", second),
+        {"role": "0", "content": [{"type": "text", "text": SENTENCE}]},
+    ]
+    inputs = processor.apply_chat_template(conversation, tokenize=True, return_dict=True)
+    with torch.inference_mode():
+        expected = model._merge_input_ids_with_input_values(
+            input_ids=inputs["input_ids"],
+            input_values=inputs["input_values"],
+            input_values_cutoffs=inputs["input_values_cutoffs"],
+        )["inputs_embeds"]
+    codec = model.codec_model
+    segments = [
+        Segment(0, "One.", encode_audio(codec, torch.from_numpy(first))),
+        Segment(1, "Two.", encode_audio(codec, torch.from_numpy(second))),
+        Segment(0, SENTENCE),
+    ]
+    # when
+    embeds = builder.embed(segments)
+    # then
+    assert embeds.shape == expected.shape
+    assert torch.allclose(embeds, expected, atol=1e-6)
+
+
+def test_fit_context_drops_the_oldest_turns_first_and_keeps_the_order(builder):
+    # given four turns, each about 410 positions, and a 2048-position window
+    turns = [Segment(i % 2, f"Turn number {i}.", random_codes(400, seed=i)) for i in range(4)]
+    target = Segment(0, SENTENCE)
+    sizes = [builder.length(turn) for turn in turns]
+    # when the generated frames need room for all but about two turns
+    reserve = builder.max_positions - builder.length(target) - sizes[2] - sizes[3] - 5
+    kept = fit_context(builder, turns, target, reserve=reserve)
+    # then the two newest turns are kept, oldest of them first
+    assert kept == turns[2:]
+    # and with room for everything, everything is kept in order
+    assert fit_context(builder, turns, target, reserve=10) == turns
+
+
+def test_fit_context_never_leaves_a_gap_in_the_conversation(builder):
+    # given an old short turn, a turn too long for the window, and a new short turn
+    old = Segment(1, "Old.", random_codes(20, seed=1))
+    huge = Segment(0, "Long.", random_codes(3000, seed=2))
+    new = Segment(1, "New.", random_codes(20, seed=3))
+    # when
+    kept = fit_context(builder, [old, huge, new], Segment(0, SENTENCE), reserve=100)
+    # then only the turns after the one that does not fit remain
+    assert kept == [new]
+
+
+def test_fit_context_respects_the_window(builder):
+    turns = [Segment(0, f"Turn {i}.", random_codes(300 + 37 * i, seed=i)) for i in range(8)]
+    target = Segment(1, SENTENCE)
+    for reserve in (0, 13, 125, 700, 2000):
+        kept = fit_context(builder, turns, target, reserve=reserve)
+        used = sum(builder.length(turn) for turn in kept) + builder.length(target) + reserve
+        assert used <= builder.max_positions
+        dropped = turns[: len(turns) - len(kept)]
+        assert kept == turns[len(dropped) :]
+        if dropped:
+            # the next older turn would not have fitted
+            assert used + builder.length(dropped[-1]) > builder.max_positions
+
+
+# --- joining chunks ---------------------------------------------------------------------------
+
+
+def joined(joiner: ChunkJoiner, chunks: list[list[np.ndarray]]) -> np.ndarray:
+    out = []
+    for pieces in chunks:
+        for piece in pieces:
+            out.append(joiner.feed(piece))
+        joiner.end_chunk()
+    out.append(joiner.finish())
+    return np.concatenate(out)
+
+
+def test_chunks_join_with_one_overlap_per_seam_and_nothing_else_changed():
+    # given three chunks of distinct values, fed in uneven pieces
+    overlap = 480
+    rng = np.random.default_rng(0)
+    chunks = [rng.uniform(-1, 1, size).astype(np.float32) for size in (5000, 3700, 2600)]
+    pieces = [
+        [chunks[0][:7], chunks[0][7:1900], chunks[0][1900:]],
+        [chunks[1][:2000], chunks[1][2000:]],
+        [chunks[2]],
+    ]
+    # when
+    out = joined(ChunkJoiner(overlap), pieces)
+    # then the length is the sum less one overlap per seam
+    assert out.size == sum(chunk.size for chunk in chunks) - overlap * 2
+    # and outside the seams every sample passes through, in order
+    a, b, c = chunks
+    seam1 = a.size - overlap
+    seam2 = seam1 + b.size - overlap
+    assert np.array_equal(out[:seam1], a[:-overlap])
+    assert np.array_equal(out[seam1 + overlap : seam2], b[overlap:-overlap])
+    assert np.array_equal(out[seam2 + overlap :], c[overlap:])
+    # and each seam mixes the end of one chunk into the start of the next
+    ramp = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
+    np.testing.assert_allclose(
+        out[seam1 : seam1 + overlap], a[-overlap:] * (1 - ramp) + b[:overlap] * ramp, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out[seam2 : seam2 + overlap], b[-overlap:] * (1 - ramp) + c[:overlap] * ramp, atol=1e-6
+    )
+
+
+def test_the_crossfade_goes_from_the_old_chunk_to_the_new_one():
+    # given a chunk of ones and a chunk of minus ones
+    out = joined(ChunkJoiner(100), [[np.ones(1000, np.float32)], [-np.ones(1000, np.float32)]])
+    seam = out[900:1000]
+    # then the seam falls steadily from one to minus one, through silence halfway
+    assert seam[0] == pytest.approx(1.0)
+    assert seam[-1] == pytest.approx(-1.0)
+    assert np.all(np.diff(seam) < 0)
+    assert abs(float(seam[50])) < 0.02
+    assert np.all(out[:900] == 1.0)
+    assert np.all(out[1000:] == -1.0)
+
+
+def test_a_single_chunk_passes_through_whole():
+    audio = np.random.default_rng(1).uniform(-1, 1, 4321).astype(np.float32)
+    out = joined(ChunkJoiner(480), [[audio[:100], audio[100:3000], audio[3000:]]])
+    assert np.array_equal(out, audio)
+
+
+# --- how long a chunk may be ------------------------------------------------------------------
+
+
+def test_frame_bound_grows_with_the_text_and_allows_four_characters_a_second():
+    texts = ["", "Hi.", SENTENCE, SENTENCE * 3, "x" * 200]
+    bounds = [frame_bound(text) for text in texts]
+    assert bounds == sorted(bounds)
+    assert len(set(bounds)) == len(bounds)
+    for text, bound in zip(texts, bounds, strict=True):
+        assert bound / FRAME_RATE >= len(text) / 4
+    # even nothing may take a pause of two seconds
+    assert frame_bound("") == 2 * FRAME_RATE
+
+
+def record_chunks(engine, monkeypatch) -> list[dict]:
+    """Wrap the engine's per-chunk generation; record each chunk's target, turns and codes."""
+    calls: list[dict] = []
+    chunk_frames = engine._chunk_frames
+
+    def recording(target, turns, limit, generator, sampling, first_audio):
+        call = {"target": target, "turns": list(turns), "limit": limit, "codes": []}
+        calls.append(call)
+        for piece in chunk_frames(target, turns, limit, generator, sampling, first_audio):
+            call["codes"].append(piece.codes)
+            yield piece
+
+    monkeypatch.setattr(engine, "_chunk_frames", recording)
+    return calls
+
+
+def test_a_chunk_stops_at_its_frame_bound(csm_engine, monkeypatch):
+    # given a bound of about a second for a short text (the random model never ends speech)
+    monkeypatch.setattr(engine_module, "_SECONDS_SLACK", 0.4)
+    calls = record_chunks(csm_engine, monkeypatch)
+    # when no cap on the audio applies
+    audio = np.concatenate(
+        list(csm_engine.synthesize(["Hi."], VoiceSpec(name="plain"), SynthesisParams(seed=3)))
+    )
+    # then
+    frames = sum(codes.shape[0] for codes in calls[0]["codes"])
+    assert frames == frame_bound("Hi.") == 15
+    assert audio.size == 15 * SAMPLES_PER_FRAME
+
+
+def test_max_audio_ms_caps_the_frames_of_the_whole_request(csm_engine, monkeypatch):
+    # given two chunks and a cap of 400 ms (5 frames)
+    calls = record_chunks(csm_engine, monkeypatch)
+    chunks = ["The first sentence is here.", "The second sentence follows it."]
+    # when
+    audio = np.concatenate(
+        list(
+            csm_engine.synthesize(
+                chunks, VoiceSpec(name="plain"), SynthesisParams(seed=3, max_audio_ms=400)
+            )
+        )
+    )
+    # then the first chunk takes the 5 frames and the second never starts
+    assert [call["target"].text for call in calls] == chunks[:1]
+    assert calls[0]["limit"] == 5
+    assert audio.size == 5 * SAMPLES_PER_FRAME
