@@ -146,16 +146,35 @@ def tiny_csm_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def csm_engine(settings, tiny_csm_dir):
-    """The CSM engine loaded from the tiny checkpoint through CSM_MODEL, as the server does."""
+    """The CSM engine loaded from the tiny checkpoint through CSM_MODEL, as the server does.
+
+    On the CPU in float32 wherever the tests run, so exact comparisons (seeds, `generate` vs
+    our loop) hold, and on one thread: the tiny model's matrices are far too small to share,
+    and on a busy machine two intra-op threads make each frame several times slower.
+    """
+    import torch
+
     from speech.engines.base import EngineState
     from speech.engines.registry import engine_get, engines_reset
 
     settings.CSM_MODEL = str(tiny_csm_dir)
+    settings.CSM_DEVICE = "cpu"
+    settings.CSM_DTYPE = "float32"
     settings.CSM_PREPARE_VOICES = False
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     engines_reset()
     engine = engine_get("csm")
     deadline = time.monotonic() + 60
     while engine.state is EngineState.LOADING and time.monotonic() < deadline:
         time.sleep(0.02)
     assert engine.state is EngineState.READY, engine.reason
-    return engine
+    yield engine
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Stored files go to a folder of this test's own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

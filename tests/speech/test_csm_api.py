@@ -7,13 +7,10 @@ context, errors), not how the speech sounds. Requests ask for a second of audio 
 import base64
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import torch
 from django.core.files.base import ContentFile
 
 from speech.audio.decode import decode_audio
@@ -34,28 +31,6 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 TEXT = "Good morning, and welcome to the show."
 # One second of audio: 13 frames generated, 24000 samples delivered.
 ONE_SECOND = {"seed": 1, "max_audio_length_ms": 1000}
-
-
-@pytest.fixture(autouse=True)
-def _tiny_model_on_one_cpu_thread(settings) -> Iterator[None]:
-    """The tiny model runs on the CPU in float32 wherever the tests run, on one thread.
-
-    Exact comparisons hold there, and a model this small gains nothing from a GPU. Its matrices
-    are far too small to share between threads: on a busy machine two intra-op threads make
-    each frame several times slower, and one changes no result.
-    """
-    settings.CSM_DEVICE = "cpu"
-    settings.CSM_DTYPE = "float32"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def media_root(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 def encoded(samples: np.ndarray, fmt: str = "wav") -> bytes:

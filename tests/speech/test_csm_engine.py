@@ -7,7 +7,6 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,28 +42,6 @@ LONG_TEXT = (
     "Near the window, a child counted cows and wrote the numbers in a small notebook. "
     "By the time the towers appeared, the clouds had broken and the sun was out."
 )
-
-
-@pytest.fixture(autouse=True)
-def _tiny_model_on_one_cpu_thread(settings) -> Iterator[None]:
-    """The tiny model runs on the CPU in float32 wherever the tests run, on one thread.
-
-    Exact comparisons hold there, and a model this small gains nothing from a GPU. Its matrices
-    are far too small to share between threads: on a busy machine two intra-op threads make
-    each frame several times slower, and one changes no result.
-    """
-    settings.CSM_DEVICE = "cpu"
-    settings.CSM_DTYPE = "float32"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def media_root(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 def stored_files(root: Path) -> set[str]:

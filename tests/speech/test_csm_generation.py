@@ -7,7 +7,6 @@ limits are the real model's; its random weights make every id likely, special id
 """
 
 import copy
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -28,22 +27,6 @@ from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 
 SENTENCE = "Hello there, how are you today?"
-
-
-@pytest.fixture(autouse=True)
-def _tiny_model_on_one_cpu_thread(settings) -> Iterator[None]:
-    """The tiny model runs on the CPU in float32 wherever the tests run, on one thread.
-
-    Exact comparisons hold there, and a model this small gains nothing from a GPU. Its matrices
-    are far too small to share between threads: on a busy machine two intra-op threads make
-    each frame several times slower, and one changes no result.
-    """
-    settings.CSM_DEVICE = "cpu"
-    settings.CSM_DTYPE = "float32"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
