@@ -38,3 +38,4 @@ lint: $(DEV_STAMP)
 ## make bench: the benchmarks in benchmarks/, one table each
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_api.py
+	$(BIN)/python benchmarks/bench_csm.py
