@@ -10,6 +10,33 @@ def reference_audio_key(voice: "Voice", filename: str) -> str:
     return f"voices/{voice.id}/reference.wav"
 
 
+def original_audio_key(voice: "Voice", filename: str) -> str:
+    return f"voices/{voice.id}/original"
+
+
+def consent_recording_key(consent: "VoiceConsent", filename: str) -> str:
+    return f"consents/{consent.id}/recording"
+
+
+class VoiceConsent(models.Model):
+    """OpenAI's voice consent: a recording of the speaker agreeing to have their voice cloned."""
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_consents"
+    )
+    name = models.CharField(max_length=64)
+    language = models.CharField(max_length=16)
+    recording = models.FileField(upload_to=consent_recording_key)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Voice(models.Model):
     class Kind(models.TextChoices):
         BUILTIN = "builtin", "Built-in"
@@ -37,6 +64,23 @@ class Voice(models.Model):
     reference_text = models.TextField(blank=True)
     speaker_id = models.PositiveSmallIntegerField(default=0)
     duration_seconds = models.FloatField(default=0.0)
+    description = models.TextField(blank=True)
+    # The upload or download as received, kept only when VOICE_KEEP_ORIGINALS asks for it.
+    original_audio = models.FileField(upload_to=original_audio_key, blank=True)
+    # Who attested the right to clone this voice, when, and how: "attested" (a consent flag
+    # in the request) or "consent_recording" (an OpenAI voice consent, linked).
+    consent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_method = models.CharField(max_length=32, blank=True)
+    consent_recording = models.ForeignKey(
+        VoiceConsent, null=True, blank=True, on_delete=models.SET_NULL, related_name="voices"
+    )
     # Private to the owner unless staff publish it.
     is_public = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
