@@ -242,6 +242,33 @@ CSM_PREPARE_VOICES = env_bool("CSM_PREPARE_VOICES", True)
 # The openai-whisper model that transcribes cloned voices.
 WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
 
+# --- Voice cloning ------------------------------------------------------------------------------
+# Limits on what a caller may send, and what a voice keeps.
+VOICE_UPLOAD_MAX_BYTES = env_int("VOICE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+VOICE_MAX_AUDIO_SECONDS = env_float("VOICE_MAX_AUDIO_SECONDS", 600.0, minimum=5.0, maximum=7200.0)
+VOICE_MIN_SPEECH_SECONDS = env_float("VOICE_MIN_SPEECH_SECONDS", 3.0, minimum=0.5, maximum=60.0)
+# The longest reference kept for a voice (the cleanest speech windows, with their transcript).
+VOICE_REFERENCE_SECONDS = env_float("VOICE_REFERENCE_SECONDS", 20.0, minimum=3.0, maximum=120.0)
+VOICE_KEEP_ORIGINALS = env_bool("VOICE_KEEP_ORIGINALS", False)
+# A clone needs the caller to attest the right to clone the voice (false: single-user installs).
+VOICE_REQUIRE_CONSENT = env_bool("VOICE_REQUIRE_CONSENT", True)
+YOUTUBE_ALLOWED_HOSTS = env_list(
+    "YOUTUBE_ALLOWED_HOSTS",
+    ["youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be"],
+)
+YOUTUBE_MAX_DURATION_SECONDS = env_float(
+    "YOUTUBE_MAX_DURATION_SECONDS", 600.0, minimum=1.0, maximum=3600.0
+)
+YOUTUBE_MAX_DOWNLOAD_BYTES = env_int(
+    "YOUTUBE_MAX_DOWNLOAD_BYTES", 200 * 1024 * 1024, minimum=1024 * 1024
+)
+YOUTUBE_SOCKET_TIMEOUT_SECONDS = env_float(
+    "YOUTUBE_SOCKET_TIMEOUT_SECONDS", 30.0, minimum=1.0, maximum=600.0
+)
+# The synchronous cloning routes wait this long for their job, then answer 202 with it.
+INGEST_WAIT_SECONDS = env_float("INGEST_WAIT_SECONDS", 60.0, minimum=0.0, maximum=600.0)
+INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
 LOGGING = {

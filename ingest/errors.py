@@ -1,0 +1,12 @@
+"""What can go wrong with a caller's recording or URL, said so the caller can fix it."""
+
+
+class IngestError(Exception):
+    """The input cannot make a voice. `message` is for the caller; `code` names the problem
+    (e.g. "not_audio", "too_short", "silent", "url_not_allowed") and `param` the field."""
+
+    def __init__(self, message: str, *, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
