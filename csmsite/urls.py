@@ -8,8 +8,10 @@ from csmsite.health import healthz, readyz
 urlpatterns = [
     # The OpenAI-style prefix, and the original server's /api/v1 prefix, serve the same API.
     path("v1/", include("speech.api.urls")),
+    path("v1/", include("ingest.api.urls")),
     path("v1/", include("voices.api.urls")),
     path("api/v1/", include("speech.api.urls")),
+    path("api/v1/", include("ingest.api.urls")),
     path("api/v1/", include("voices.api.urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),

@@ -35,6 +35,8 @@ class IngestJob(models.Model):
     # What the caller can be told: a validation message, never a traceback or a path.
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=64, blank=True)
+    # The request field the error is about, when there is one.
+    error_param = models.CharField(max_length=64, blank=True)
     # The voice's name, description, transcript, consent and, for YouTube, URL and section.
     request = models.JSONField(default=dict)
     input_audio = models.FileField(upload_to=job_input_key, blank=True)

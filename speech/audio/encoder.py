@@ -7,7 +7,7 @@ would seek back to patch a header (WAV's sizes, MP3's Xing frame) write their st
 import av
 import numpy as np
 
-from speech.audio.formats import OUTPUT_SAMPLE_RATE, AudioFormat
+from speech.audio.formats import FORMATS, OUTPUT_SAMPLE_RATE, AudioFormat
 from speech.audio.frames import mono_float_frame
 
 
@@ -69,3 +69,13 @@ class StreamingEncoder:
         if not self._closed:
             self._closed = True
             self._container.close()
+
+
+def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A whole 16-bit mono WAV file of float32 `samples` (clipped to [-1, 1])."""
+    encoder = StreamingEncoder(FORMATS["wav"], sample_rate)
+    try:
+        clipped = np.clip(np.nan_to_num(np.asarray(samples, dtype=np.float32)), -1.0, 1.0)
+        return encoder.encode(clipped) + encoder.finish()
+    finally:
+        encoder.close()

@@ -115,7 +115,7 @@ def test_only_the_owner_deletes_a_voice(live_server_url, private_voice, alice_ke
         assert response.status_code == 200
         assert response.json() == {
             "id": str(private_voice.id),
-            "object": "voice.deleted",
+            "object": "audio.voice.deleted",
             "deleted": True,
         }
         assert alice.get(f"/v1/audio/voices/{private_voice.id}").status_code == 404

@@ -21,5 +21,5 @@ class VoiceListSerializer(serializers.Serializer):
 
 class VoiceDeletedSerializer(serializers.Serializer):
     id = serializers.CharField()
-    object = serializers.CharField(default="voice.deleted")
+    object = serializers.CharField(default="audio.voice.deleted")
     deleted = serializers.BooleanField()

@@ -51,13 +51,16 @@ class VoiceListView(APIView):
     def get(self, request: Request) -> Response:
         """Standard voices, then the caller's own voices and public ones (public only without a
         key)."""
-        user = request.user
-        stored = voices_visible_to(user).exclude(
-            Q(kind=Voice.Kind.BUILTIN) & Q(name__in=STANDARD_VOICES)
-        )
-        voices = [_standard_summary(name) for name in STANDARD_VOICES]
-        voices += [_voice_summary(voice, user) for voice in stored.order_by("name", "created")]
-        return Response({"voices": voices})
+        return Response(voice_list_body(request.user))
+
+
+def voice_list_body(user: AbstractBaseUser | None) -> dict[str, Any]:
+    stored = voices_visible_to(user).exclude(
+        Q(kind=Voice.Kind.BUILTIN) & Q(name__in=STANDARD_VOICES)
+    )
+    voices = [_standard_summary(name) for name in STANDARD_VOICES]
+    voices += [_voice_summary(voice, user) for voice in stored.order_by("name", "created")]
+    return {"voices": voices}
 
 
 class VoiceDetailView(APIView):
@@ -100,4 +103,4 @@ class VoiceDetailView(APIView):
             )
         deleted_id = str(voice.id)
         voice_delete(voice=voice)
-        return Response({"id": deleted_id, "object": "voice.deleted", "deleted": True})
+        return Response({"id": deleted_id, "object": "audio.voice.deleted", "deleted": True})

@@ -7,55 +7,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('voices', '0001_initial'),
+        ("voices", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='voice',
-            name='consent_at',
+            model_name="voice",
+            name="consent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='voice',
-            name='consent_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="voice",
+            name="consent_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='voice',
-            name='consent_method',
+            model_name="voice",
+            name="consent_method",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='voice',
-            name='description',
+            model_name="voice",
+            name="description",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='voice',
-            name='original_audio',
+            model_name="voice",
+            name="original_audio",
             field=models.FileField(blank=True, upload_to=voices.models.original_audio_key),
         ),
         migrations.CreateModel(
-            name='VoiceConsent',
+            name="VoiceConsent",
             fields=[
-                ('id', models.CharField(editable=False, max_length=64, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=64)),
-                ('language', models.CharField(max_length=16)),
-                ('recording', models.FileField(upload_to=voices.models.consent_recording_key)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='voice_consents', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.CharField(
+                        editable=False, max_length=64, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("language", models.CharField(max_length=16)),
+                ("recording", models.FileField(upload_to=voices.models.consent_recording_key)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="voice_consents",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.AddField(
-            model_name='voice',
-            name='consent_recording',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='voices', to='voices.voiceconsent'),
+            model_name="voice",
+            name="consent_recording",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="voices",
+                to="voices.voiceconsent",
+            ),
         ),
     ]

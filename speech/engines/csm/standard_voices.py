@@ -16,8 +16,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import close_old_connections, transaction
 
-from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS
+from speech.audio.encoder import encode_wav
 from voices.models import Voice, reference_audio_key
 from voices.standard import STANDARD_VOICES
 
@@ -94,7 +93,7 @@ def _create(name: str, generate: ReferenceGenerator) -> Voice:
     )
     # The file first, under the new row's key; if the row cannot be written, the file goes.
     storage = Voice._meta.get_field("reference_audio").storage
-    key = storage.save(reference_audio_key(voice, ""), ContentFile(_wav_bytes(samples)))
+    key = storage.save(reference_audio_key(voice, ""), ContentFile(encode_wav(samples, 24000)))
     try:
         with transaction.atomic():
             Voice.objects.filter(owner__isnull=True, name=name).delete()
@@ -107,12 +106,3 @@ def _create(name: str, generate: ReferenceGenerator) -> Voice:
         "standard voice %s prepared (%.1f s of reference audio)", name, voice.duration_seconds
     )
     return voice
-
-
-def _wav_bytes(samples: np.ndarray) -> bytes:
-    encoder = StreamingEncoder(FORMATS["wav"], 24000)
-    try:
-        clipped = np.clip(np.nan_to_num(samples.astype(np.float32)), -1.0, 1.0)
-        return encoder.encode(clipped) + encoder.finish()
-    finally:
-        encoder.close()

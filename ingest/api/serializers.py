@@ -1,0 +1,151 @@
+"""Request and response shapes of the cloning API: the original server's, and OpenAI's."""
+
+from rest_framework import serializers
+
+from ingest.services import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS
+from speech.api.serializers import MAX_INPUT_CHARS, SpeechRequestSerializer
+from speech.audio.formats import DEFAULT_FORMAT, FORMATS
+
+CONSENT_HELP = (
+    "true to attest that you have the right to clone this voice, or the id of a voice consent "
+    "recording (POST /v1/audio/voice_consents)."
+)
+
+
+class CloneUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=MAX_NAME_CHARS)
+    audio_file = serializers.FileField(allow_empty_file=True)
+    transcript = serializers.CharField(
+        max_length=MAX_TRANSCRIPT_CHARS, required=False, allow_blank=True, default=""
+    )
+    description = serializers.CharField(
+        max_length=MAX_DESCRIPTION_CHARS, required=False, allow_blank=True, default=""
+    )
+    consent = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text=CONSENT_HELP
+    )
+
+
+class CloneYoutubeSerializer(serializers.Serializer):
+    youtube_url = serializers.CharField(max_length=2048)
+    voice_name = serializers.CharField(max_length=MAX_NAME_CHARS)
+    start_time = serializers.FloatField(
+        min_value=0.0, max_value=86400.0, required=False, default=0.0
+    )
+    duration = serializers.FloatField(min_value=1.0, max_value=600.0, required=False, default=180.0)
+    description = serializers.CharField(
+        max_length=MAX_DESCRIPTION_CHARS, required=False, allow_blank=True, default=""
+    )
+    transcript = serializers.CharField(
+        max_length=MAX_TRANSCRIPT_CHARS, required=False, allow_blank=True, default=""
+    )
+    consent = serializers.JSONField(required=False, default=None, help_text=CONSENT_HELP)
+
+
+class ClonedVoiceSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    audio_duration = serializers.FloatField()
+    sample_count = serializers.IntegerField()
+    speaker_id = serializers.IntegerField()
+
+
+class ClonedVoiceListSerializer(serializers.Serializer):
+    voices = ClonedVoiceSerializer(many=True)
+
+
+class YoutubeVoiceSerializer(serializers.Serializer):
+    voice_id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    audio_duration = serializers.FloatField()
+    sample_count = serializers.IntegerField()
+
+
+class JobErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    code = serializers.CharField(allow_null=True)
+
+
+class JobSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="ingest.job")
+    kind = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
+    stage = serializers.CharField()
+    progress = serializers.IntegerField(min_value=0, max_value=100)
+    error = JobErrorSerializer(allow_null=True)
+    voice_id = serializers.CharField(allow_null=True)
+    created_at = serializers.IntegerField()
+
+
+class PreviewSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        max_length=MAX_INPUT_CHARS,
+        required=False,
+        default="Hello! This is a preview of my cloned voice.",
+    )
+    response_format = serializers.ChoiceField(
+        choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
+    )
+
+
+class GenerateSerializer(serializers.Serializer):
+    voice_id = serializers.CharField(max_length=256)
+    text = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
+    model = serializers.CharField(max_length=128, required=False, default="csm-1b")
+    response_format = serializers.ChoiceField(
+        choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
+    )
+    speed = serializers.FloatField(min_value=0.25, max_value=4.0, required=False, default=1.0)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+    voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+
+    validate_temperature = SpeechRequestSerializer.validate_temperature
+
+
+class VoiceConsentCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=MAX_NAME_CHARS)
+    language = serializers.CharField(max_length=16)
+    recording = serializers.FileField(allow_empty_file=True)
+
+
+class VoiceConsentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=MAX_NAME_CHARS)
+
+
+class VoiceConsentSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="audio.voice_consent")
+    name = serializers.CharField()
+    language = serializers.CharField()
+    created_at = serializers.IntegerField()
+
+
+class VoiceConsentListSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = VoiceConsentSerializer(many=True)
+    first_id = serializers.CharField(allow_null=True)
+    last_id = serializers.CharField(allow_null=True)
+    has_more = serializers.BooleanField()
+
+
+class OpenAIVoiceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=MAX_NAME_CHARS)
+    audio_sample = serializers.FileField(allow_empty_file=True)
+    consent = serializers.CharField(max_length=64)
+    type = serializers.ChoiceField(choices=["audio_sample"], required=False, default="audio_sample")
+
+
+class OpenAIVoiceSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="audio.voice")
+    name = serializers.CharField()
+    type = serializers.CharField(default="audio_sample")
+    created_at = serializers.IntegerField()

@@ -1,0 +1,55 @@
+"""Live job progress over a WebSocket, for the job's owner only."""
+
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from ingest.models import IngestJob
+from ingest.progress import job_event, job_group
+
+# Close codes: 4401 not authenticated, 4404 no such job (or not yours).
+_UNAUTHENTICATED = 4401
+_NOT_FOUND = 4404
+
+
+class JobProgressConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=_UNAUTHENTICATED)
+            return
+        job = await _owned_job(self.scope["url_route"]["kwargs"]["job_id"], user)
+        if job is None:
+            await self.close(code=_NOT_FOUND)
+            return
+        self.group = job_group(job.id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        # The state now, then every change; a job already finished ends the conversation.
+        event = await database_sync_to_async(_fresh_event)(job.id)
+        await self.send_json(event)
+        if event["status"] in {IngestJob.Status.SUCCEEDED, IngestJob.Status.FAILED}:
+            await self.close()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def job_update(self, message: dict) -> None:
+        await self.send_json(message["job"])
+        if message["job"]["status"] in {IngestJob.Status.SUCCEEDED, IngestJob.Status.FAILED}:
+            await self.close()
+
+
+@database_sync_to_async
+def _owned_job(job_id: str, user) -> IngestJob | None:
+    try:
+        job_uuid = uuid.UUID(job_id)
+    except ValueError:
+        return None
+    return IngestJob.objects.filter(id=job_uuid, owner=user).first()
+
+
+def _fresh_event(job_id: uuid.UUID) -> dict:
+    return job_event(IngestJob.objects.get(id=job_id))
