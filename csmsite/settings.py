@@ -241,6 +241,8 @@ CSM_DTYPE = env_choice("CSM_DTYPE", "auto", ["auto", "bfloat16", "float16", "flo
 CSM_PREPARE_VOICES = env_bool("CSM_PREPARE_VOICES", True)
 # The openai-whisper model that transcribes cloned voices.
 WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
+# The language Whisper transcribes in (a code such as en or de); auto: detect it.
+WHISPER_LANGUAGE = env_str("WHISPER_LANGUAGE", "en")
 
 # --- Voice cloning ------------------------------------------------------------------------------
 # Limits on what a caller may send, and what a voice keeps.
@@ -265,6 +267,12 @@ YOUTUBE_MAX_DOWNLOAD_BYTES = env_int(
 YOUTUBE_SOCKET_TIMEOUT_SECONDS = env_float(
     "YOUTUBE_SOCKET_TIMEOUT_SECONDS", 30.0, minimum=1.0, maximum=600.0
 )
+# The yt-dlp extractors a link may reach, by exact name ("youtube": single videos only).
+YOUTUBE_ALLOWED_EXTRACTORS = env_list("YOUTUBE_ALLOWED_EXTRACTORS", ["youtube"])
+# For tests only, and deliberately not read from the environment so that no deployment can
+# switch it on: lets downloads reach a loopback test server. Private, link-local, metadata
+# and other non-public addresses stay refused even when it is on.
+YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS = False
 # The synchronous cloning routes wait this long for their job, then answer 202 with it.
 INGEST_WAIT_SECONDS = env_float("INGEST_WAIT_SECONDS", 60.0, minimum=0.0, maximum=600.0)
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)

@@ -1,0 +1,220 @@
+"""Transcribing a recording with openai-whisper, for a cloned voice's reference transcript.
+
+The model loads lazily, once per process, from `WHISPER_MODEL` (a model name that whisper
+downloads once into its cache, or a local checkpoint file). When it cannot be had, the caller
+gets `TranscriptionUnavailable` with what to do about it; the message reaches API callers, so it
+never names a filesystem path (the server log has the details).
+"""
+
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from django.conf import settings
+from scipy.signal import resample_poly
+
+from ingest.reference import TranscriptSegment
+
+if TYPE_CHECKING:
+    from whisper.model import Whisper
+
+logger = logging.getLogger(__name__)
+
+# Whisper's models hear 16 kHz audio.
+WHISPER_SAMPLE_RATE = 16000
+# Recordings are limited upstream; this only keeps one job from holding the model for long.
+MAX_SECONDS = 600.0
+
+_ALTERNATIVE = "or give the recording's transcript with the upload"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    segments: list[TranscriptSegment]
+    # The language spoken: the configured one, or the one whisper detected.
+    language: str
+
+
+class TranscriptionUnavailable(Exception):
+    """No transcript can be made here; `message` says what to do about it, without paths."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# One lock for loading and for using the model. Loading: two jobs must not load the weights
+# twice. Using: whisper's decoder installs its key/value-cache hooks on the shared model for each
+# decode, so two decodes at once would write into each other's caches.
+_lock = threading.Lock()
+# The loaded model and the WHISPER_MODEL it came from (a changed setting loads the new one).
+_loaded: tuple[str, "Whisper"] | None = None
+
+
+def transcribe(samples: np.ndarray, sample_rate: int = 24000) -> Transcript:
+    """Transcribe mono float32 audio (at most the first MAX_SECONDS of it), greedily.
+
+    Segments keep whisper's timestamps (seconds from the start of `samples`), clamped to the
+    audio; segments without text are dropped.
+    """
+    audio = _to_whisper_audio(samples, sample_rate)
+    duration = audio.size / WHISPER_SAMPLE_RATE
+    with _lock:
+        model = _model()
+        result = model.transcribe(
+            audio,
+            language=_language(model),
+            # Greedy decoding: deterministic, and no retries at higher temperatures.
+            temperature=0.0,
+            # Each window stands alone, so one bad window cannot derail the next ones.
+            condition_on_previous_text=False,
+            fp16=model.device.type == "cuda",
+            verbose=None,
+        )
+    segments, text = _segments(result["segments"], duration)
+    return Transcript(text=text, segments=segments, language=result["language"])
+
+
+def transcriber_reset() -> None:
+    """Drop the loaded model (tests; the next transcription loads WHISPER_MODEL again)."""
+    global _loaded
+    with _lock:
+        _loaded = None
+
+
+def _to_whisper_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    audio = np.asarray(samples, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio (one dimension), got shape {audio.shape}")
+    if sample_rate <= 0:
+        raise ValueError(f"invalid sample rate {sample_rate}")
+    audio = audio[: int(MAX_SECONDS * sample_rate)]
+    if sample_rate != WHISPER_SAMPLE_RATE:
+        common = math.gcd(WHISPER_SAMPLE_RATE, sample_rate)
+        audio = resample_poly(audio, WHISPER_SAMPLE_RATE // common, sample_rate // common)
+    # Whisper turns the array into a tensor as it is: it must be float32 and contiguous.
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _segments(raw: list[dict[str, Any]], duration: float) -> tuple[list[TranscriptSegment], str]:
+    """Whisper's segments as TranscriptSegments, and the text they make together.
+
+    Timestamps are clamped into the audio and kept in order without overlaps: whisper can
+    place the last segment's end past the end of the audio, and a segment that starts there is
+    made up.
+    """
+    segments: list[TranscriptSegment] = []
+    kept_text: list[str] = []
+    previous_end = 0.0
+    for item in raw:
+        text = item["text"].strip()
+        start = min(max(float(item["start"]), previous_end), duration)
+        end = min(max(float(item["end"]), start), duration)
+        if not text or end <= start:
+            continue
+        segments.append(TranscriptSegment(start=start, end=end, text=text))
+        # The raw text keeps the tokenizer's spacing between segments (none in some scripts).
+        kept_text.append(item["text"])
+        previous_end = end
+    return segments, "".join(kept_text).strip()
+
+
+def _model() -> "Whisper":
+    """The process's model for the current WHISPER_MODEL; call with `_lock` held."""
+    global _loaded
+    name = settings.WHISPER_MODEL
+    if _loaded is not None and _loaded[0] == name:
+        return _loaded[1]
+    # Let the old model go before the new one takes its memory.
+    _loaded = None
+    model = _load(name)
+    _loaded = (name, model)
+    return model
+
+
+def _load(name: str) -> "Whisper":
+    import torch
+    import whisper
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        model = whisper.load_model(name, device=device)
+    except Exception as exc:
+        # The log may name paths; the message callers see does not.
+        logger.warning("the Whisper model could not be loaded", exc_info=True)
+        raise TranscriptionUnavailable(describe_failure(exc, name)) from exc
+    model.eval()
+    logger.info(
+        "Whisper loaded: %s parameters, %s, %s",
+        f"{sum(p.numel() for p in model.parameters()):,}",
+        "multilingual" if model.is_multilingual else "English-only",
+        device,
+    )
+    return model
+
+
+def describe_failure(exc: BaseException, name: str) -> str:
+    """Why the model could not load and what to do about it, without any path."""
+    import torch
+    import whisper
+
+    if any(isinstance(cause, MemoryError | torch.OutOfMemoryError) for cause in _chain(exc)):
+        return (
+            "Transcription is unavailable: not enough memory to load the Whisper model. Set "
+            f"WHISPER_MODEL to a smaller model (such as base.en), {_ALTERNATIVE}."
+        )
+    if name in whisper.available_models():
+        return (
+            f"Transcription is unavailable: the Whisper model '{name}' is not in the server's "
+            "cache and could not be downloaded. Let the server download it once (it needs "
+            "network access the first time), set WHISPER_MODEL to a local checkpoint file, "
+            f"{_ALTERNATIVE}."
+        )
+    if not os.path.isfile(name):
+        # Never echo the value: it is most likely a path.
+        return (
+            "Transcription is unavailable: WHISPER_MODEL is neither a Whisper model name (such "
+            "as tiny.en, base.en, small.en, turbo) nor a checkpoint file that exists and can be "
+            f"read. Set it to one of those, {_ALTERNATIVE}."
+        )
+    return (
+        "Transcription is unavailable: WHISPER_MODEL points to a file that is not a Whisper "
+        "checkpoint (one saved with the model's dims and model_state_dict). Set it to a valid "
+        f"checkpoint or to a model name such as base.en, {_ALTERNATIVE}."
+    )
+
+
+def _language(model: "Whisper") -> str | None:
+    """The language to decode in: None lets whisper detect it."""
+    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+    # English-only checkpoints know no other language (whisper would ignore the setting).
+    if not model.is_multilingual:
+        return "en"
+    configured = settings.WHISPER_LANGUAGE.strip().lower()
+    # An empty environment variable means the default, so detection has a name of its own.
+    if configured in {"", "auto"}:
+        return None
+    if configured in LANGUAGES:
+        return configured
+    if configured in TO_LANGUAGE_CODE:
+        return TO_LANGUAGE_CODE[configured]
+    raise TranscriptionUnavailable(
+        f"Transcription is unavailable: WHISPER_LANGUAGE={configured!r} is not a language "
+        "Whisper knows. Set it to a code such as en, de or fr, or to auto to detect the "
+        f"language, {_ALTERNATIVE}."
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
