@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+# The browser tests drive Debian's chromium; Playwright never downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint bench install
 
@@ -18,6 +20,13 @@ $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(CHROMIUM):
+	command -v chromium >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends chromium; }
+
 install: $(RUNTIME_STAMP)
 
 ## make run: install, migrate, make sure the admin account exists, serve on $HOST:$PORT
@@ -27,8 +36,8 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py serve
 
-## make test: install test needs, lint, run the whole suite
-test: $(DEV_STAMP) lint
+## make test: install test needs (Debian's chromium too), lint, run the whole suite
+test: $(DEV_STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)

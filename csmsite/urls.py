@@ -18,6 +18,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("", include("accounts.urls")),
+    # The web UI: /, /voice-cloning (and the session endpoints it calls), /connect.
+    path("", include("ingest.web_urls")),
     path(settings.ADMIN_URL, admin.site.urls),
 ]
 

@@ -17,11 +17,11 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=_UNAUTHENTICATED)
+            await self._refuse(_UNAUTHENTICATED)
             return
         job = await _owned_job(self.scope["url_route"]["kwargs"]["job_id"], user)
         if job is None:
-            await self.close(code=_NOT_FOUND)
+            await self._refuse(_NOT_FOUND)
             return
         self.group = job_group(job.id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -31,6 +31,12 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event)
         if event["status"] in {IngestJob.Status.SUCCEEDED, IngestJob.Status.FAILED}:
             await self.close()
+
+    async def _refuse(self, code: int) -> None:
+        # A close before the handshake completes reaches the client as a bare HTTP 403: accept
+        # first, so that the client gets the close code that says why.
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

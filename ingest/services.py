@@ -40,6 +40,8 @@ def consent_resolve(*, owner: AbstractBaseUser, consent: Any, param: str = "cons
     """How the caller attests the right to clone: `true`, or the id of their voice consent."""
     if isinstance(consent, str) and consent.strip().lower() in {"true", "1", "yes", "on"}:
         consent = True
+    if isinstance(consent, str) and consent.strip().lower() in {"false", "0", "no", "off"}:
+        consent = None  # a form's unticked box: no consent, not a consent id
     if consent is True:
         return {"method": "attested", "recording": None}
     if isinstance(consent, str) and consent.strip():

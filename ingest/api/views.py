@@ -7,11 +7,13 @@ follow at GET /v1/voice-cloning/jobs/{id} or over the WebSocket /ws/jobs/{id}/.
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
@@ -40,6 +42,20 @@ from voices.services import voice_delete
 _POLL_SECONDS = 0.2
 _SAMPLE_RATE = 24000
 _UPLOAD_PARSERS = [MultiPartParser, FormParser]
+
+
+def _started(start: Callable[..., IngestJob]) -> Callable[..., Awaitable[IngestJob]]:
+    """`start` in a worker thread (it runs the whole job when jobs run in-process), closing
+    that thread's database connection afterwards: Django closes connections at the end of a
+    request only in the thread that finishes the request."""
+
+    def run(**kwargs: Any) -> IngestJob:
+        try:
+            return start(**kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 def _api_error(exc: IngestError) -> ApiError:
@@ -133,7 +149,7 @@ class CloneView(_Creating):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            job = await sync_to_async(job_start_upload, thread_sensitive=False)(
+            job = await _started(job_start_upload)(
                 owner=request.user,
                 name=data["name"],
                 upload=data["audio_file"],
@@ -160,7 +176,7 @@ class CloneYoutubeView(_Creating):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            job = await sync_to_async(job_start_youtube, thread_sensitive=False)(
+            job = await _started(job_start_youtube)(
                 owner=request.user,
                 url=data["youtube_url"],
                 name=data["voice_name"],
@@ -393,7 +409,7 @@ class VoicesView(_Creating):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            job = await sync_to_async(job_start_upload, thread_sensitive=False)(
+            job = await _started(job_start_upload)(
                 owner=request.user,
                 name=data["name"],
                 upload=data["audio_sample"],

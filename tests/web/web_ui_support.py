@@ -1,0 +1,144 @@
+"""Helpers for the web UI tests: real recordings, stored voices, and Debian's chromium driven
+by Playwright on a thread of its own.
+
+Playwright's sync API keeps an event loop running on the thread that uses it, and Django
+refuses database calls from a thread with a running event loop. So each browser session runs
+on its own thread (`run_browser`), and the tests set up and check the database outside it.
+"""
+
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings as django_settings
+from scipy.signal import resample_poly
+
+from speech.audio.encoder import encode_wav
+from speech.engines.base import SynthesisParams, VoiceSpec
+from speech.engines.registry import engine_get
+from voices.models import Voice
+from voices.services import voice_store
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
+RATE = 24000
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "A gentle breeze moved slowly through the tall grass by the river.",
+)
+TRANSCRIPT = " ".join(SENTENCES)
+# Bounds that only stop a test that would otherwise hang; nothing is timed.
+BROWSER_WAIT_MS = 60_000
+THREAD_WAIT_S = 240
+
+
+# --- Recordings -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _spoken(text: str) -> np.ndarray:
+    chunks = engine_get("espeak").synthesize(
+        [text], VoiceSpec(name="alloy", standard="alloy"), SynthesisParams()
+    )
+    return resample_poly(np.concatenate(list(chunks)), 160, 147).astype(np.float32)
+
+
+@functools.cache
+def _sample() -> np.ndarray:
+    pause = np.zeros(RATE // 2, dtype=np.float32)
+    pieces = [pause]
+    for sentence in SENTENCES:
+        pieces += [_spoken(sentence), pause]
+    audio = np.concatenate(pieces)
+    return audio + 0.003 * np.random.default_rng(0).standard_normal(audio.size).astype(np.float32)
+
+
+@functools.cache
+def sample_wav() -> bytes:
+    """eSpeak NG reading SENTENCES with pauses and a little steady noise, as a 24 kHz WAV."""
+    return encode_wav(_sample(), RATE)
+
+
+def stored_voice(owner: Any, name: str, *, public: bool = False, description: str = "") -> Voice:
+    """A cloned voice stored directly, as a finished job would leave it."""
+    voice = Voice(
+        owner=owner,
+        name=name,
+        kind=Voice.Kind.CLONED,
+        source=Voice.Source.UPLOAD,
+        description=description,
+        reference_text=TRANSCRIPT,
+        duration_seconds=_sample().size / RATE,
+        is_public=public,
+    )
+    return voice_store(voice=voice, reference_wav=sample_wav())
+
+
+# --- The browser ----------------------------------------------------------------------------------
+
+
+def _run_browser_here(
+    base_url: str,
+    steps: Callable[[Any], Any],
+    login: tuple[str, str] | None,
+    viewport: dict[str, int],
+) -> Any:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(base_url=base_url, viewport=viewport)
+            page = context.new_page()
+            page.set_default_timeout(BROWSER_WAIT_MS)
+            if login is not None:
+                log_in(page, *login)
+            return steps(page)
+        finally:
+            browser.close()
+
+
+def log_in(page: Any, username: str, password: str) -> None:
+    page.goto("/login/?next=/voice-cloning")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/voice-cloning")
+
+
+def run_browser(
+    base_url: str,
+    steps: Callable[[Any], Any],
+    *,
+    login: tuple[str, str] | None = ("alice", "alice-pass-1"),
+    viewport: dict[str, int] = DESKTOP,
+) -> Any:
+    """Run `steps(page)` in a fresh chromium on its own thread, signed in unless login is None;
+    return what it returns, raise what it raises."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = _run_browser_here(base_url, steps, login, viewport)
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="browser", daemon=True)
+    thread.start()
+    thread.join(timeout=THREAD_WAIT_S)
+    if thread.is_alive():
+        raise TimeoutError("the browser steps did not finish")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
