@@ -6,6 +6,8 @@ from typing import Any
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 
 from accounts.selectors import api_key_authenticate
 
@@ -34,3 +36,22 @@ def _bearer(scope: dict) -> str:
 def WebSocketAuthStack(inner: Any) -> Any:
     # The session stack runs first; a valid key then overrides its (anonymous) user.
     return AuthMiddlewareStack(ApiKeyWebSocketMiddleware(inner))
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuse WebSockets opened by pages of other sites: the browser would send its session
+    cookie along. Browsers always send Origin on a WebSocket; a client without one is a script,
+    which authenticates with its API key and carries no ambient credentials."""
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        if parsed_origin is None:
+            return True
+        return super().valid_origin(parsed_origin)
+
+
+def browser_origin_validator(inner: Any) -> BrowserOriginValidator:
+    """Origins allowed: this server's own hosts (ALLOWED_HOSTS), as Channels' own validator."""
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = ["localhost", "127.0.0.1", "[::1]"]
+    return BrowserOriginValidator(inner, allowed)

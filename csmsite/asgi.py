@@ -10,9 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csmsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from accounts.websocket import WebSocketAuthStack  # noqa: E402
+from accounts.websocket import WebSocketAuthStack, browser_origin_validator  # noqa: E402
 from csmsite.static import static_files_app  # noqa: E402
 from ingest.routing import websocket_urlpatterns as ingest_websocket_urls  # noqa: E402
 from speech.engines.registry import engine_preload_default  # noqa: E402
@@ -22,9 +21,7 @@ application = ProtocolTypeRouter(
     {
         "http": static_files_app(django_asgi_app),
         # Browsers' cross-site WebSockets are refused: the session cookie would ride along.
-        "websocket": AllowedHostsOriginValidator(
-            WebSocketAuthStack(URLRouter(ingest_websocket_urls))
-        ),
+        "websocket": browser_origin_validator(WebSocketAuthStack(URLRouter(ingest_websocket_urls))),
     }
 )
 

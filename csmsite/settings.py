@@ -261,6 +261,10 @@ YOUTUBE_ALLOWED_HOSTS = env_list(
 YOUTUBE_MAX_DURATION_SECONDS = env_float(
     "YOUTUBE_MAX_DURATION_SECONDS", 600.0, minimum=1.0, maximum=3600.0
 )
+# The longest video a section may be cut from (the whole audio stream is downloaded).
+YOUTUBE_MAX_VIDEO_SECONDS = env_float(
+    "YOUTUBE_MAX_VIDEO_SECONDS", 3 * 3600.0, minimum=1.0, maximum=24 * 3600.0
+)
 YOUTUBE_MAX_DOWNLOAD_BYTES = env_int(
     "YOUTUBE_MAX_DOWNLOAD_BYTES", 200 * 1024 * 1024, minimum=1024 * 1024
 )

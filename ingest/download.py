@@ -559,7 +559,8 @@ def _locked_options(dest_dir: Path, state: _DownloadState, *, start: float) -> d
 
 
 def _match_filter(state: _DownloadState, *, start: float) -> Callable[..., str | None]:
-    max_seconds = float(settings.YOUTUBE_MAX_DURATION_SECONDS)
+    # The whole video, of which only a section is used: its length bounds the download.
+    max_seconds = float(settings.YOUTUBE_MAX_VIDEO_SECONDS)
 
     def check(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
         rejection = _rejection(info, start=start, max_seconds=max_seconds)
@@ -678,7 +679,7 @@ def _start_after_end(start: float, duration: float | None) -> IngestError:
     return IngestError(
         f"The start time {start:g} s is after the end of the audio{length}.",
         code="start_after_end",
-        param="start",
+        param="start_time",
     )
 
 
@@ -713,13 +714,13 @@ def load_section(
 
 
 def _check_section(start: float, duration: float) -> None:
-    max_start = float(settings.YOUTUBE_MAX_DURATION_SECONDS)
+    max_start = float(settings.YOUTUBE_MAX_VIDEO_SECONDS)
     max_duration = float(settings.VOICE_MAX_AUDIO_SECONDS)
     if not (np.isfinite(start) and 0 <= start <= max_start):
         raise IngestError(
             f"The start time must be between 0 and {max_start:g} seconds.",
             code="invalid_section",
-            param="start",
+            param="start_time",
         )
     if not (np.isfinite(duration) and 0 < duration <= max_duration):
         raise IngestError(

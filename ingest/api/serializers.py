@@ -32,7 +32,8 @@ class CloneYoutubeSerializer(serializers.Serializer):
     start_time = serializers.FloatField(
         min_value=0.0, max_value=86400.0, required=False, default=0.0
     )
-    duration = serializers.FloatField(min_value=1.0, max_value=600.0, required=False, default=180.0)
+    # At most YOUTUBE_MAX_DURATION_SECONDS (600 by default): checked when the job starts.
+    duration = serializers.FloatField(min_value=1.0, required=False, default=180.0)
     description = serializers.CharField(
         max_length=MAX_DESCRIPTION_CHARS, required=False, allow_blank=True, default=""
     )

@@ -124,7 +124,7 @@ def _handler(clip: bytes, server: MediaServer) -> type[http.server.BaseHTTPReque
     pages = {
         "/page.html": _page(_json_ld(duration="PT6S")),
         "/page-private.html": _page(_json_ld(duration="PT6S", host="internal.test")),
-        "/long.html": _page(_json_ld(duration="PT2H")),
+        "/long.html": _page(_json_ld(duration="PT5H")),
         "/short.html": _page(_json_ld(duration="PT3S")),
     }
     redirects = {
@@ -538,13 +538,13 @@ def test_load_section_seeks_to_the_requested_part(
     with pytest.raises(IngestError) as caught:
         load_section(path, start=CLIP_SECONDS + 10, duration=2.0)
     assert caught.value.code == "start_after_end"
-    assert caught.value.param == "start"
+    assert caught.value.param == "start_time"
     assert "about 6" in caught.value.message
 
 
 @pytest.mark.parametrize(
     ("start", "duration", "param"),
-    [(-1.0, 2.0, "start"), (float("nan"), 2.0, "start"), (1e9, 2.0, "start"),
+    [(-1.0, 2.0, "start_time"), (float("nan"), 2.0, "start_time"), (1e9, 2.0, "start_time"),
      (0.0, 0.0, "duration"), (0.0, -1.0, "duration"), (0.0, 1e9, "duration")],
 )  # fmt: skip
 def test_load_section_refuses_impossible_sections(
@@ -766,7 +766,7 @@ def test_known_duration_is_checked_before_downloading(
         ({"is_live": True}, "live_stream"),
         ({"live_status": "is_upcoming"}, "live_stream"),
         ({"live_status": "post_live", "duration": 30}, "live_stream"),
-        ({"duration": 4000}, "video_too_long"),
+        ({"duration": 40000}, "video_too_long"),
         ({"duration": 5}, "start_after_end"),
         ({"duration": 60, "live_status": "was_live"}, None),
         ({}, None),
