@@ -407,6 +407,30 @@ def test_an_empty_checkpoint_directory_leaves_csm_unavailable_with_advice(settin
     assert engine.reason in caught.value.message
 
 
+def test_a_hub_model_that_is_not_cached_fails_fast_when_the_hub_is_unreachable(
+    settings, monkeypatch
+):
+    # given a Hub id whose weights are not in the cache, and a Hub that cannot be reached
+    from huggingface_hub import HfApi
+
+    settings.CSM_MODEL = "sesame/csm-1b"
+    asked = []
+
+    def unreachable(self, repo_id, **kwargs):
+        asked.append(repo_id)
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    # when
+    engine = engine_get("csm")
+    wait_loaded(engine)
+    # then: one question to the Hub, and a reason that says what to do
+    assert asked == ["sesame/csm-1b"]
+    assert engine.state is EngineState.UNAVAILABLE
+    assert "cannot be reached" in engine.reason
+    assert "CSM_MODEL" in engine.reason
+
+
 def test_a_failure_to_prepare_the_standard_voices_leaves_csm_ready(
     settings, tiny_csm_dir, monkeypatch
 ):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi, try_to_load_from_cache
 from huggingface_hub.errors import (
     GatedRepoError,
     LocalEntryNotFoundError,
@@ -20,6 +21,7 @@ from transformers.utils import logging as transformers_logging
 
 logger = logging.getLogger(__name__)
 
+_HUB_TIMEOUT_SECONDS = 15.0
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -64,6 +66,8 @@ def load_csm(options: CsmOptions) -> LoadedCsm:
     # Progress bars are for terminals; the server logs one line when loading is done.
     transformers_logging.disable_progress_bar()
     token = options.token or None
+    if not options.is_local:
+        _check_hub(options.model, token)
     processor = AutoProcessor.from_pretrained(options.model, token=token)
     if not isinstance(processor, CsmProcessor):
         raise TypeError(f"expected a CSM processor, found {type(processor).__name__}")
@@ -83,6 +87,14 @@ def load_csm(options: CsmOptions) -> LoadedCsm:
         options.device_map or device,
     )
     return LoadedCsm(model=model, processor=processor, device=model.embed_text_tokens.weight.device)
+
+
+def _check_hub(model: str, token: str | None) -> None:
+    """Weights not yet in the local cache need the Hub: ask it once, quickly, so an offline
+    server says so in a second rather than after minutes of retries for each file."""
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    HfApi(token=token).model_info(model, timeout=_HUB_TIMEOUT_SECONDS)
 
 
 def describe_failure(exc: BaseException, options: CsmOptions) -> str:
@@ -148,5 +160,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def _offline(causes: list[BaseException]) -> bool:
     names = {type(cause).__name__ for cause in causes}
     return bool(
-        names & {"ConnectError", "ConnectionError", "ConnectTimeout", "OfflineModeIsEnabled"}
+        names
+        & {
+            "ConnectError",
+            "ConnectionError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "TimeoutException",
+            "OfflineModeIsEnabled",
+        }
     )
