@@ -11,8 +11,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.models import ApiKey, Usage
 from accounts.services import api_key_revoke
+
+# The admin's sign-in is throttled like the login page's (its path is ADMIN_URL).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class ApiKeyStatusFilter(admin.SimpleListFilter):

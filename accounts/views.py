@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ApiKeyCreateForm
+from accounts.forms import ApiKeyCreateForm, ThrottledAuthenticationForm
 from accounts.models import ApiKey
 from accounts.selectors import api_keys_of
 from accounts.services import api_key_create, api_key_revoke
@@ -25,6 +25,7 @@ from accounts.services import api_key_create, api_key_revoke
 class SignInView(LoginView):
     # Someone already signed in has nothing to do on the login page.
     redirect_authenticated_user = True
+    authentication_form = ThrottledAuthenticationForm
 
 
 @dataclasses.dataclass(frozen=True)

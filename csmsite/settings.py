@@ -5,6 +5,8 @@ channel layer, eager Celery tasks and a local-memory cache. `DATABASE_URL` and `
 switch the same code to Postgres and Redis. Every variable is listed in the README.
 """
 
+import ipaddress
+import re
 import secrets
 from pathlib import Path
 
@@ -73,6 +75,9 @@ INSTALLED_APPS = [
 
 # Browser-only middleware is skipped on the API (/v1, /api): see csmsite/middleware.py.
 MIDDLEWARE = [
+    # First: the request id and metrics cover every response, errors from later layers too.
+    "csmsite.logging.RequestIdMiddleware",
+    "csmsite.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csmsite.middleware.BrowserSessionMiddleware",
     "csmsite.middleware.BrowserCommonMiddleware",
@@ -179,6 +184,86 @@ LOGOUT_REDIRECT_URL = "login"
 RATE_LIMIT_REQUESTS_PER_MINUTE = env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 120, minimum=0)
 RATE_LIMIT_CONCURRENT = env_int("RATE_LIMIT_CONCURRENT", 4, minimum=0)
 
+# Sign-in (the login page and the admin's): after this many failed attempts for one username
+# from one address within the window, further attempts are refused without checking the password.
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
+
+# --- Security -------------------------------------------------------------------------------
+# Browser hardening that holds everywhere (Django's defaults, stated so they cannot drift).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Load balancers and scrapers probe over plain HTTP: health checks and metrics are never
+# redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+
+_PLAIN_HTTP_SUFFIXES = (".localhost", ".local", ".lan", ".internal", ".home.arpa")
+
+
+def _is_plain_http_host(host: str) -> bool:
+    """Hosts usually served without TLS: loopback, IP addresses (a LAN install reached as
+    http://192.168.1.10), local names, and the wildcard. A domain name suggests TLS."""
+    name = host.strip().lower().lstrip(".").strip("[]")
+    if name in {"localhost", "*", ""} or name.endswith(_PLAIN_HTTP_SUFFIXES):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https: the header (as Django's META names
+    it) and value by which the TLS-terminating proxy says the original request was HTTPS."""
+    raw = env_str("SECURE_PROXY_SSL_HEADER")
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", header) or not value or "," in value:
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={raw!r} must be HEADER,value such as "
+            "HTTP_X_FORWARDED_PROTO,https"
+        )
+    return header, value
+
+
+# HTTPS: the site is reached over TLS, so redirect plain HTTP, send HSTS and mark cookies
+# secure. On by default for a production install (DEBUG off and a domain name among the
+# hosts); the embedded default (`make run` on 127.0.0.1), docker-compose on localhost and a LAN
+# install reached by its IP address serve plain HTTP. HTTPS=true|false decides explicitly.
+HTTPS = env_bool("HTTPS", not DEBUG and not all(_is_plain_http_host(h) for h in ALLOWED_HOSTS))
+# Only trust this header when a proxy always sets it (and strips it from clients' requests).
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # The preload directive only matters once the domain is submitted to hstspreload.org.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # An operator who turns one of these off has decided: `check --deploy` need not repeat it.
+    SILENCED_SYSTEM_CHECKS += [
+        check
+        for check, enabled in [
+            ("security.W008", SECURE_SSL_REDIRECT),
+            ("security.W005", SECURE_HSTS_INCLUDE_SUBDOMAINS),
+            ("security.W021", SECURE_HSTS_PRELOAD),
+        ]
+        if not enabled
+    ]
+# Django's checks look for its own clickjacking and CSRF middleware by name; ours are those
+# same classes, skipped only on the token-authenticated API (csmsite/middleware.py).
+if "csmsite.middleware.BrowserXFrameOptionsMiddleware" in MIDDLEWARE:
+    SILENCED_SYSTEM_CHECKS.append("security.W002")
+if "csmsite.middleware.BrowserCsrfMiddleware" in MIDDLEWARE:
+    SILENCED_SYSTEM_CHECKS.append("security.W003")
+
 # --- API ------------------------------------------------------------------------------------
 # A speech request is small JSON: 4096 characters of input, even fully \u-escaped, fit easily.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024, minimum=16 * 1024)
@@ -283,13 +368,45 @@ INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
+# plain for people at a terminal (`make run`); json (one object per line) for log stores:
+# production deployments set LOG_FORMAT=json. Both carry the request id (csmsite/logging.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ["plain", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "csmsite.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "csmsite.logging.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
+        },
+        "json": {"()": "csmsite.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Metrics --------------------------------------------------------------------------------
+# /metrics (Prometheus) needs no API key; it answers clients in these networks, or with
+# `Authorization: Bearer <METRICS_TOKEN>`, and 404 to anyone else. The default is loopback and
+# the private ranges a Prometheus server scrapes from (compose networks, a LAN); behind a
+# reverse proxy on the same host, uvicorn's proxy headers make the client's own address count.
+METRICS_ALLOWED_IPS = env_list(
+    "METRICS_ALLOWED_IPS",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
 
 # --- Watermark ------------------------------------------------------------------------------
 # Generated speech (CSM) carries Meta's AudioSeal watermark, as Sesame asks; speech/watermark/.

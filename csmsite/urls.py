@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from csmsite.health import healthz, readyz
+from csmsite.metrics import metrics_view
 
 urlpatterns = [
     # The OpenAI-style prefix, and the original server's /api/v1 prefix, serve the same API.
@@ -17,6 +18,7 @@ urlpatterns = [
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("accounts.urls")),
     # The web UI: /, /voice-cloning (and the session endpoints it calls), /connect.
     path("", include("ingest.web_urls")),

@@ -14,6 +14,7 @@ from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
@@ -22,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import ApiError
+from accounts.idempotency import idempotent
 from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from ingest.api import serializers as s
 from ingest.errors import IngestError
@@ -144,6 +146,7 @@ class CloneView(_Creating):
         responses={200: s.ClonedVoiceSerializer, 202: s.JobSerializer},
         summary="Clone a voice from an uploaded recording",
     )
+    @idempotent
     async def post(self, request: Request) -> Response:
         serializer = s.CloneUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -162,8 +165,16 @@ class CloneView(_Creating):
         return await _voice_or_job(job, cloned_voice_body)
 
 
+class _CanonicalPathSchema(AutoSchema):
+    """Documents the route once: the original server's alias path is the same operation."""
+
+    def is_excluded(self) -> bool:
+        return self.path.endswith("/audio/speech/voice-cloning/youtube") or super().is_excluded()
+
+
 class CloneYoutubeView(_Creating):
     parser_classes = [BoundedJSONParser]
+    schema = _CanonicalPathSchema()
 
     @extend_schema(
         operation_id="cloneVoiceFromYoutube",
@@ -171,6 +182,7 @@ class CloneYoutubeView(_Creating):
         responses={200: s.YoutubeVoiceSerializer, 202: s.JobSerializer},
         summary="Clone a voice from a section of a YouTube video",
     )
+    @idempotent
     async def post(self, request: Request) -> Response:
         serializer = s.CloneYoutubeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -317,6 +329,7 @@ class VoiceConsentListView(RateLimitHeadersMixin, APIView):
         responses=s.VoiceConsentSerializer,
         operation_id="createVoiceConsent",
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         serializer = s.VoiceConsentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -404,6 +417,7 @@ class VoicesView(_Creating):
         operation_id="createVoice",
         summary="Create a voice from an audio sample and a consent recording (OpenAI's API)",
     )
+    @idempotent
     async def post(self, request: Request) -> Response:
         serializer = s.OpenAIVoiceCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -7,9 +7,11 @@ failure before that still gets a proper status and an OpenAI error body.
 
 import asyncio
 import base64
+import contextvars
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -23,6 +25,7 @@ from accounts.errors import SERVER_ERROR, ApiError, rate_limited, service_unavai
 from accounts.limits import generation_slot_acquire, generation_slot_release, limit_identity
 from accounts.models import ApiKey
 from accounts.services import usage_record
+from csmsite import metrics
 from speech.admission import speech_slots
 from speech.engines.base import EngineError
 from speech.synthesis import SpeechStream
@@ -67,7 +70,8 @@ class BackgroundIterator:
         self._queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
         self._space = threading.Semaphore(max_ahead)
         self._cancelled = threading.Event()
-        _executor().submit(self._run)
+        # The worker's log lines carry the request's id (a contextvar) too.
+        _executor().submit(contextvars.copy_context().run, self._run)
 
     def _run(self) -> None:
         outcome: BaseException | None = None
@@ -159,6 +163,7 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
         generation_slot_release(identity)
 
     def record_usage() -> None:
+        metrics.observe_generation(engine, stream.timings.engine_seconds, stream.audio_seconds)
         try:
             if stream.audio_seconds > 0:
                 usage_record(
@@ -173,9 +178,13 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
             # This pool thread may not use the database again for a long while.
             connections.close_all()
 
+    engine = stream.plan.engine.name
+    started = time.perf_counter()
     pump = BackgroundIterator(iter(stream), on_stop=free_slots, after_stop=record_usage)
     try:
         first = await pump.next()
+        if first is not None:
+            metrics.observe_first_audio(engine, time.perf_counter() - started)
     except EngineError as exc:
         pump.close()
         raise _engine_error(exc) from exc
