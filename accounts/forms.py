@@ -60,6 +60,8 @@ class ThrottledLoginMixin:
         username = self.data.get("username", "") or ""
         key = _attempts_key(self.request, username)
         record = cache.get(key)
+        if record and record["until"] <= time.time():
+            record = None  # the window has passed (the cache may keep the entry a little longer)
         if record and record["failures"] >= settings.LOGIN_MAX_FAILURES:
             minutes = max(1, math.ceil((record["until"] - time.time()) / 60))
             raise LoginThrottledError(
