@@ -106,12 +106,20 @@ def _claim(request: Request, key: str) -> tuple[str, str, Response | None]:
     cache_key, print_ = _cache_key(request, key), fingerprint(request)
     pending = {"state": _PENDING, "fingerprint": print_}
     # add() is atomic (SET NX on Redis): of two concurrent first requests, one wins.
-    if cache.add(cache_key, pending, timeout=_in_progress_seconds()):
-        return cache_key, print_, None
-    entry = cache.get(cache_key)
-    if entry is None:  # it expired between the two calls
-        cache.set(cache_key, pending, timeout=_in_progress_seconds())
-        return cache_key, print_, None
+    entry = None
+    for _ in range(2):  # a second try when the entry expired between add() and get()
+        if cache.add(cache_key, pending, timeout=_in_progress_seconds()):
+            return cache_key, print_, None
+        entry = cache.get(cache_key)
+        if entry is not None:
+            break
+    if entry is None:
+        raise ApiError(
+            409,
+            "A request with this Idempotency-Key is in progress; retry shortly.",
+            param="Idempotency-Key",
+            code="idempotency_key_in_progress",
+        )
     refusal = _refusal(entry, print_)
     if refusal is not None:
         raise refusal
@@ -160,6 +168,11 @@ def idempotent(handler: Callable[..., Any]) -> Callable[..., Any]:
                 response = await handler(self, request, *args, **kwargs)
             except Exception as exc:
                 await sync_to_async(_settle)(cache_key, print_, _answer_of(exc))
+                raise
+            except BaseException:
+                # Cancelled (the client went away): release the key now, without awaiting, so
+                # the client's retry runs instead of meeting "in progress" for minutes.
+                _settle(cache_key, print_, None)
                 raise
             await sync_to_async(_settle)(cache_key, print_, response)
             return response

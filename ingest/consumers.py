@@ -28,6 +28,9 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         # The state now, then every change; a job already finished ends the conversation.
         event = await database_sync_to_async(_fresh_event)(job.id)
+        if event is None:  # deleted meanwhile
+            await self.close(code=_NOT_FOUND)
+            return
         await self.send_json(event)
         if event["status"] in {IngestJob.Status.SUCCEEDED, IngestJob.Status.FAILED}:
             await self.close()
@@ -57,5 +60,6 @@ def _owned_job(job_id: str, user) -> IngestJob | None:
     return IngestJob.objects.filter(id=job_uuid, owner=user).first()
 
 
-def _fresh_event(job_id: uuid.UUID) -> dict:
-    return job_event(IngestJob.objects.get(id=job_id))
+def _fresh_event(job_id: uuid.UUID) -> dict | None:
+    job = IngestJob.objects.filter(id=job_id).first()
+    return None if job is None else job_event(job)

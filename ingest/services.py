@@ -8,6 +8,7 @@ clean, transcribe, choose the reference, store) runs in a job, in a Celery worke
 import logging
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ingest.audio import SAMPLE_RATE, check_upload, decode_recording
 from ingest.errors import IngestError
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 1000
 MAX_TRANSCRIPT_CHARS = 4000
+# A running job whose row has not changed for this long lost its worker (progress saves touch
+# the row at every stage).
+RUNNING_STALE_SECONDS = 30 * 60
 FAILED_UNEXPECTEDLY = "The voice could not be made because of a server error; try again later."
 
 
@@ -210,6 +215,10 @@ def job_run(job_id: uuid.UUID | str) -> None:
         if isinstance(exc, TranscriptionUnavailable):
             _finish_failed(job, str(exc), "transcription_unavailable")
             return
+        # Back in the queue, so that the task's retry may claim it again.
+        IngestJob.objects.filter(id=job.id, status=IngestJob.Status.RUNNING).update(
+            status=IngestJob.Status.QUEUED
+        )
         raise
     _finish_succeeded(job, voice)
 
@@ -221,9 +230,15 @@ def job_fail_unexpectedly(job_id: uuid.UUID | str) -> None:
 
 
 def _claim(job_id: uuid.UUID | str) -> IngestJob | None:
+    """The job, marked running by this worker; None when it is finished or another worker is
+    running it (a duplicate delivery). A running job that has not moved for a long while is
+    taken over: its worker died."""
+    stale_before = timezone.now() - timedelta(seconds=RUNNING_STALE_SECONDS)
     with transaction.atomic():
         job = IngestJob.objects.select_for_update().filter(id=job_id).first()
         if job is None or job.is_finished:
+            return None
+        if job.status == IngestJob.Status.RUNNING and job.updated > stale_before:
             return None
         job.status = IngestJob.Status.RUNNING
         job.attempts += 1

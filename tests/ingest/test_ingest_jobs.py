@@ -15,11 +15,13 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 from test_cloning_api import TRANSCRIPT, clone, error_of, stored_files
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -240,9 +242,15 @@ def test_a_job_that_crashed_after_storing_its_voice_is_completed_without_a_secon
     crashed = IngestJob.objects.get(id=queued_job.id)
     assert crashed.status == IngestJob.Status.RUNNING
     assert Voice.objects.filter(id=queued_job.id).exists()
-
-    # when the job is run again
     monkeypatch.setattr(services, "_finish_succeeded", finish)
+    # a duplicate delivery while the job looks alive leaves it to its worker
+    job_run(queued_job.id)
+    assert IngestJob.objects.get(id=queued_job.id).attempts == 1
+
+    # when the job is delivered again once its worker is evidently gone
+    IngestJob.objects.filter(id=queued_job.id).update(
+        updated=timezone.now() - timedelta(seconds=services.RUNNING_STALE_SECONDS + 1)
+    )
     job_run(queued_job.id)
 
     # then it is marked succeeded with the voice it had made, and nothing is duplicated
@@ -273,7 +281,8 @@ def test_a_failure_while_storing_the_voice_leaves_no_file_and_a_retry_succeeds(
     assert f"voices/{queued_job.id}/reference.wav" in written[0]
     assert not Voice.objects.exists()
     assert stored_files(media_root) == [f"ingest/{queued_job.id}/input"]
-    assert IngestJob.objects.get(id=queued_job.id).status == IngestJob.Status.RUNNING
+    # back in the queue for the task's retry
+    assert IngestJob.objects.get(id=queued_job.id).status == IngestJob.Status.QUEUED
 
     # and a retry makes the voice
     monkeypatch.setattr(Voice, "save", save)

@@ -335,6 +335,22 @@ def test_fit_context_never_leaves_a_gap_in_the_conversation(builder):
     assert kept == [new]
 
 
+def test_fit_context_keeps_the_voice_reference_before_newer_turns(builder):
+    # given a long pinned voice reference, then a previous chunk that would crowd it out
+    reference = Segment(0, "The voice.", random_codes(900, seed=4), pinned=True)
+    previous = Segment(0, "The previous chunk.", random_codes(700, seed=5))
+    target = Segment(0, SENTENCE)
+    reserve = builder.max_positions - builder.length(target) - builder.length(reference) - 5
+    # when only the reference fits beside the frames to generate
+    kept = fit_context(builder, [reference, previous], target, reserve=reserve)
+    # then the reference stays and the newer turn goes
+    assert kept == [reference]
+    # and a reference that cannot fit at all makes room for what can
+    small = Segment(0, "Short.", random_codes(10, seed=6))
+    huge = Segment(0, "Huge.", random_codes(3000, seed=7), pinned=True)
+    assert fit_context(builder, [huge, small], target, reserve=100) == [small]
+
+
 def test_fit_context_respects_the_window(builder):
     turns = [Segment(0, f"Turn {i}.", random_codes(300 + 37 * i, seed=i)) for i in range(8)]
     target = Segment(1, SENTENCE)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.engines.base import (
@@ -151,6 +151,11 @@ class CsmEngine(Engine):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             raise EngineError("the GPU ran out of memory; retry shortly.", retryable=True) from exc
+        except DatabaseError as exc:
+            # Looking up or preparing a standard voice needs the database.
+            raise EngineError(
+                "the database is unavailable; retry shortly.", retryable=True
+            ) from exc
         except RuntimeError as exc:
             logger.exception("CSM generation failed")
             raise EngineError("the model failed to generate audio.", retryable=False) from exc
@@ -271,7 +276,7 @@ class CsmEngine(Engine):
             text, speaker = stored.reference_text, stored.speaker_id
         if storage_name is None:
             return None
-        return Segment(speaker, text, self._reference_codes(storage_name, text))
+        return Segment(speaker, text, self._reference_codes(storage_name, text), pinned=True)
 
     def _reference_codes(self, storage_name: str, text: str) -> torch.Tensor:
         """Codec codes of a stored reference, encoded once per process (LRU)."""
@@ -334,4 +339,5 @@ def _keep(reference: Segment, fraction: float) -> Segment | None:
         reference.speaker,
         " ".join(words[: max(1, round(len(words) * fraction))]),
         reference.codes[:frames],
+        pinned=True,
     )

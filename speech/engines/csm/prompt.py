@@ -30,6 +30,9 @@ class Segment:
     text: str
     # (frames, codebooks) codec codes; None for the turn to be generated.
     codes: torch.Tensor | None = None
+    # Kept in the context before any other turn (a voice's reference: without it the voice
+    # would be lost), as long as it fits at all.
+    pinned: bool = False
 
 
 class PromptBuilder:
@@ -86,17 +89,24 @@ class PromptBuilder:
 def fit_context(
     builder: PromptBuilder, context: Sequence[Segment], target: Segment, reserve: int
 ) -> list[Segment]:
-    """The newest context segments that fit beside `target` and `reserve` generated frames.
+    """The pinned segments, then the newest other segments, that fit beside `target` and
+    `reserve` generated frames, in their original order.
 
-    Older turns go first: the model's window is finite, and the latest turns matter most.
+    Older turns go first: the model's window is finite, and the latest turns matter most. A
+    pinned segment (the voice's reference) goes only if it cannot fit at all.
     """
     budget = builder.max_positions - reserve - builder.length(target)
-    kept: list[Segment] = []
-    for segment in reversed(context):
-        size = builder.length(segment)
+    kept: set[int] = set()
+    for index, segment in enumerate(context):
+        if segment.pinned and builder.length(segment) <= budget:
+            kept.add(index)
+            budget -= builder.length(segment)
+    for index in reversed(range(len(context))):
+        if index in kept or context[index].pinned:
+            continue
+        size = builder.length(context[index])
         if size > budget:
             break
-        kept.append(segment)
+        kept.add(index)
         budget -= size
-    kept.reverse()
-    return kept
+    return [segment for index, segment in enumerate(context) if index in kept]
