@@ -12,10 +12,10 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+
+from csmsite.hybrid_middleware import HybridMiddleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Client ids end up in log stores and response headers: short, and nothing that could forge a
@@ -79,7 +79,7 @@ class PlainFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HybridMiddleware):
     """Assign the request id, expose it to logs, and return it on every response.
 
     First in MIDDLEWARE, so error responses from any later layer carry the header too. Under
@@ -87,25 +87,14 @@ class RequestIdMiddleware:
     streaming body is sent, and cannot leak into another request.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.is_async:
-            return self.__acall__(request)
+    def handle(self, request: HttpRequest) -> HttpResponseBase:
         token = request_id_var.set(self._assign(request))
         try:
             return self._tag(request, self.get_response(request))
         finally:
             request_id_var.reset(token)
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+    async def ahandle(self, request: HttpRequest) -> HttpResponseBase:
         request_id_var.set(self._assign(request))
         return self._tag(request, await self.get_response(request))
 

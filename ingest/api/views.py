@@ -89,6 +89,23 @@ async def _voice_or_job(job: IngestJob, body: Any) -> Response:
     return Response(job_event(job), status=202)
 
 
+def _validated(serializer_class: type, request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+async def _create_voice(
+    request: Request, start: Callable[..., IngestJob], body: Any, **arguments: Any
+) -> Response:
+    """Start the caller's cloning job with `start`, then answer as `_voice_or_job` does."""
+    try:
+        job = await _started(start)(owner=request.user, **arguments)
+    except IngestError as exc:
+        raise _api_error(exc) from exc
+    return await _voice_or_job(job, body)
+
+
 def cloned_voice_body(voice: Voice) -> dict[str, Any]:
     return {
         "id": str(voice.id),
@@ -148,21 +165,17 @@ class CloneView(_Creating):
     )
     @idempotent
     async def post(self, request: Request) -> Response:
-        serializer = s.CloneUploadSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            job = await _started(job_start_upload)(
-                owner=request.user,
-                name=data["name"],
-                upload=data["audio_file"],
-                transcript=data["transcript"],
-                description=data["description"],
-                consent=data["consent"] or None,
-            )
-        except IngestError as exc:
-            raise _api_error(exc) from exc
-        return await _voice_or_job(job, cloned_voice_body)
+        data = _validated(s.CloneUploadSerializer, request)
+        return await _create_voice(
+            request,
+            job_start_upload,
+            cloned_voice_body,
+            name=data["name"],
+            upload=data["audio_file"],
+            transcript=data["transcript"],
+            description=data["description"],
+            consent=data["consent"] or None,
+        )
 
 
 class _CanonicalPathSchema(AutoSchema):
@@ -184,23 +197,19 @@ class CloneYoutubeView(_Creating):
     )
     @idempotent
     async def post(self, request: Request) -> Response:
-        serializer = s.CloneYoutubeSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            job = await _started(job_start_youtube)(
-                owner=request.user,
-                url=data["youtube_url"],
-                name=data["voice_name"],
-                start_time=data["start_time"],
-                duration=data["duration"],
-                description=data["description"],
-                transcript=data["transcript"],
-                consent=data["consent"],
-            )
-        except IngestError as exc:
-            raise _api_error(exc) from exc
-        return await _voice_or_job(job, youtube_voice_body)
+        data = _validated(s.CloneYoutubeSerializer, request)
+        return await _create_voice(
+            request,
+            job_start_youtube,
+            youtube_voice_body,
+            url=data["youtube_url"],
+            name=data["voice_name"],
+            start_time=data["start_time"],
+            duration=data["duration"],
+            description=data["description"],
+            transcript=data["transcript"],
+            consent=data["consent"],
+        )
 
 
 def _own_voice(request: Request, voice_id: str) -> Voice:
@@ -419,17 +428,13 @@ class VoicesView(_Creating):
     )
     @idempotent
     async def post(self, request: Request) -> Response:
-        serializer = s.OpenAIVoiceCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            job = await _started(job_start_upload)(
-                owner=request.user,
-                name=data["name"],
-                upload=data["audio_sample"],
-                consent=data["consent"],
-                file_param="audio_sample",
-            )
-        except IngestError as exc:
-            raise _api_error(exc) from exc
-        return await _voice_or_job(job, openai_voice_body)
+        data = _validated(s.OpenAIVoiceCreateSerializer, request)
+        return await _create_voice(
+            request,
+            job_start_upload,
+            openai_voice_body,
+            name=data["name"],
+            upload=data["audio_sample"],
+            consent=data["consent"],
+            file_param="audio_sample",
+        )
