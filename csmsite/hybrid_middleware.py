@@ -1,5 +1,6 @@
 """A base for middlewares that must not cost a thread switch per request."""
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -7,7 +8,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 
-class HybridMiddleware:
+class HybridMiddleware(ABC):
     """A middleware that runs in its caller's mode, sync or async, without a thread switch
     (Django's MiddlewareMixin hops to a thread for each hook under ASGI). Subclasses write
     `handle` and `ahandle`."""
@@ -26,8 +27,8 @@ class HybridMiddleware:
             return self.ahandle(request)
         return self.handle(request)
 
-    def handle(self, request: HttpRequest) -> HttpResponseBase:
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, request: HttpRequest) -> HttpResponseBase: ...
 
-    async def ahandle(self, request: HttpRequest) -> HttpResponseBase:
-        raise NotImplementedError
+    @abstractmethod
+    async def ahandle(self, request: HttpRequest) -> HttpResponseBase: ...

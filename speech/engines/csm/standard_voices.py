@@ -13,11 +13,11 @@ import zlib
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from django.core.files.base import ContentFile
 from django.db import close_old_connections, transaction
 
 from speech.audio.encoder import encode_wav
-from voices.models import Voice, reference_audio_key
+from voices.models import Voice
+from voices.services import voice_store
 from voices.standard import STANDARD_VOICES
 
 logger = logging.getLogger(__name__)
@@ -91,17 +91,11 @@ def _create(name: str, generate: ReferenceGenerator) -> Voice:
         duration_seconds=samples.size / 24000,
         is_public=True,
     )
-    # The file first, under the new row's key; if the row cannot be written, the file goes.
-    storage = Voice._meta.get_field("reference_audio").storage
-    key = storage.save(reference_audio_key(voice, ""), ContentFile(encode_wav(samples, 24000)))
-    try:
-        with transaction.atomic():
-            Voice.objects.filter(owner__isnull=True, name=name).delete()
-            voice.reference_audio.name = key
-            voice.save(force_insert=True)
-    except Exception:
-        storage.delete(key)
-        raise
+    # voice_store writes the file, then the row, and removes the file if the row fails; the
+    # old reference's row goes in the same transaction (its file once that commits).
+    with transaction.atomic():
+        Voice.objects.filter(owner__isnull=True, name=name).delete()
+        voice_store(voice=voice, reference_wav=encode_wav(samples, 24000))
     logger.info(
         "standard voice %s prepared (%.1f s of reference audio)", name, voice.duration_seconds
     )
