@@ -114,6 +114,15 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds to wait for the database (and Redis) to accept a connection, then answer 503: a
+# server that went away must not hold requests until the kernel gives up.
+SERVICE_CONNECT_TIMEOUT_SECONDS = env_float(
+    "SERVICE_CONNECT_TIMEOUT_SECONDS", 3.0, minimum=0.1, maximum=120.0
+)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", max(1, round(SERVICE_CONNECT_TIMEOUT_SECONDS))
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent requests write (usage rows): WAL lets readers go on during a write, IMMEDIATE
     # transactions queue writers instead of failing, and a busy writer is waited for.
@@ -131,13 +140,23 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} is not a redis:// URL")
+    _REDIS_TIMEOUTS = {
+        "socket_connect_timeout": SERVICE_CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": SERVICE_CONNECT_TIMEOUT_SECONDS,
+    }
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            # Django's Redis cache that carries on in process memory while Redis is down
+            # (csmsite/cache.py): rate limits and the key cache hold per process meanwhile.
+            "BACKEND": "csmsite.cache.FallbackRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": dict(_REDIS_TIMEOUTS),
+        }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **_REDIS_TIMEOUTS}]},
         }
     }
 else:
@@ -151,6 +170,19 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A job taken by a worker that then died as a whole (SIGKILL, lost machine) goes back to the
+# queue this long after it was taken (a killed pool process's job goes back at once). Longer
+# than the longest job: an unfinished job past it is delivered a second time (which the job's
+# claim then turns away while its first worker still beats).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "socket_connect_timeout": SERVICE_CONNECT_TIMEOUT_SECONDS,
+    "socket_timeout": SERVICE_CONNECT_TIMEOUT_SECONDS,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = SERVICE_CONNECT_TIMEOUT_SECONDS
+# A worker that starts while Redis is down keeps trying to connect.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Files ----------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -162,6 +194,50 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Voice audio, consent recordings and uploads waiting for their job live on local disk
+# (MEDIA_ROOT), or in an S3-compatible bucket through django-storages: STORAGE_BACKEND=s3 (the
+# default once a bucket is named). Every process (web, workers) must use the same storage. The
+# objects stay private: the server reads them and streams them to whoever may hear them; no
+# page links into the bucket (a URL, if ever asked for, is signed and expires).
+STORAGE_BACKEND = env_choice(
+    "STORAGE_BACKEND",
+    "s3" if env_str("AWS_STORAGE_BUCKET_NAME") else "filesystem",
+    ["filesystem", "s3"],
+)
+if STORAGE_BACKEND == "s3":
+    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME")
+    _s3_endpoint = env_str("AWS_S3_ENDPOINT_URL")
+    if _s3_endpoint and not re.fullmatch(r"https?://[^/?#\s]+/?", _s3_endpoint):
+        raise ImproperlyConfigured(
+            f"AWS_S3_ENDPOINT_URL={_s3_endpoint!r} must be http(s)://host[:port], "
+            "such as http://minio:9000"
+        )
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            # Empty: Amazon S3 itself. Else MinIO, Ceph, Garage, R2, ... at this URL.
+            "endpoint_url": _s3_endpoint or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            # Empty: boto3's own chain (instance role, ~/.aws, AWS_* variables).
+            "access_key": env_secret("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_secret("AWS_SECRET_ACCESS_KEY") or None,
+            # A key prefix inside the bucket, so that one bucket can hold several installs.
+            "location": env_str("AWS_LOCATION").strip("/"),
+            # path: http://host/bucket/key, which most self-hosted servers need.
+            "addressing_style": {"auto": None, "path": "path", "virtual": "virtual"}[
+                env_choice("AWS_S3_ADDRESSING_STYLE", "auto", ["auto", "path", "virtual"])
+            ],
+            # No ACL header: objects get the bucket's (private) access, and buckets with ACLs
+            # disabled (Amazon's default) accept the upload.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            # As on local disk: saving never replaces an object that exists.
+            "file_overwrite": False,
+        },
+    }
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -291,6 +367,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "PREPROCESSING_HOOKS": ["csmsite.openapi.canonical_paths_only"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "csmsite.openapi.error_responses",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -308,6 +388,9 @@ SPEECH_MAX_AUDIO_SECONDS = env_float(
     "SPEECH_MAX_AUDIO_SECONDS", 1200.0, minimum=1.0, maximum=3600.0
 )
 SPEECH_RETRY_AFTER_SECONDS = env_int("SPEECH_RETRY_AFTER_SECONDS", 1, minimum=1, maximum=600)
+# On SIGTERM the server stops accepting connections and gives requests in flight this long to
+# finish (then cuts them) before it exits.
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0.0, maximum=3600.0)
 
 # CSM-1B: a Hub id or a local directory in transformers format; a token for the gated Hub repo;
 # an accelerate device map to spread the model over several GPUs.
@@ -324,6 +407,12 @@ CSM_DEVICE = env_str("CSM_DEVICE")
 CSM_DTYPE = env_choice("CSM_DTYPE", "auto", ["auto", "bfloat16", "float16", "float32"])
 # Generate the standard voices' reference segments right after CSM loads (else on first use).
 CSM_PREPARE_VOICES = env_bool("CSM_PREPARE_VOICES", True)
+# The batching scheduler: requests stepped together at most, and requests admitted beyond
+# those to wait for a place; past both, 503 with Retry-After at once.
+CSM_MAX_BATCH = env_int("CSM_MAX_BATCH", 16, minimum=1, maximum=512)
+CSM_MAX_QUEUE = env_int("CSM_MAX_QUEUE", 32, minimum=0, maximum=4096)
+# Memory for the prefilled voice references reused across requests (least recently used out).
+CSM_PREFIX_CACHE_MB = env_int("CSM_PREFIX_CACHE_MB", 512, minimum=0)
 # The openai-whisper model that transcribes cloned voices.
 WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
 # The language Whisper transcribes in (a code such as en or de); auto: detect it.
@@ -365,6 +454,14 @@ YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS = False
 # The synchronous cloning routes wait this long for their job, then answer 202 with it.
 INGEST_WAIT_SECONDS = env_float("INGEST_WAIT_SECONDS", 60.0, minimum=0.0, maximum=600.0)
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)
+# A running job's worker touches its row this often; a running job untouched for
+# INGEST_STALE_SECONDS lost its worker, and the next delivery of its message takes it over.
+INGEST_HEARTBEAT_SECONDS = env_float("INGEST_HEARTBEAT_SECONDS", 10.0, minimum=0.1, maximum=600.0)
+INGEST_STALE_SECONDS = env_float("INGEST_STALE_SECONDS", 60.0, minimum=0.5, maximum=86400.0)
+if INGEST_STALE_SECONDS <= 2 * INGEST_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "INGEST_STALE_SECONDS must be more than twice INGEST_HEARTBEAT_SECONDS"
+    )
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])

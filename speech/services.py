@@ -54,10 +54,12 @@ async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) ->
     """
     engine = _engine_for(data["model"])
     voice = await _voice_for(user, data["voice"], engine)
-    return _plan(engine, voice, data["input"], "input", data)
+    return _plan(engine, voice, data["input"], "input", data, owner=_owner(user))
 
 
-async def conversation_plan(*, data: dict[str, Any]) -> SpeechPlan:
+async def conversation_plan(
+    *, data: dict[str, Any], user: AbstractBaseUser | None = None
+) -> SpeechPlan:
     """The next turn of a conversation: `text` spoken by `speaker_id` after the context turns."""
     engine = _engine_for(data["model"])
     if not engine.capabilities.context:
@@ -73,7 +75,12 @@ async def conversation_plan(*, data: dict[str, Any]) -> SpeechPlan:
     voice = VoiceSpec(
         name=f"speaker {data['speaker_id']}", speaker_id=data["speaker_id"], context=turns
     )
-    return _plan(engine, voice, data["text"], "text", {**data, "speed": 1.0})
+    return _plan(engine, voice, data["text"], "text", {**data, "speed": 1.0}, owner=_owner(user))
+
+
+def _owner(user: AbstractBaseUser | None) -> str:
+    """Whom a request is for, as engines share their capacity between callers."""
+    return str(user.pk) if user is not None and user.is_authenticated else ""
 
 
 def _context_turns(items: list[dict[str, Any]], sample_rate: int) -> tuple[ContextTurn, ...]:
@@ -95,7 +102,13 @@ def _context_turns(items: list[dict[str, Any]], sample_rate: int) -> tuple[Conte
 
 
 def _plan(
-    engine: Engine, voice: VoiceSpec, raw_text: str, text_param: str, data: dict[str, Any]
+    engine: Engine,
+    voice: VoiceSpec,
+    raw_text: str,
+    text_param: str,
+    data: dict[str, Any],
+    *,
+    owner: str,
 ) -> SpeechPlan:
     text = verbalise(normalise_text(raw_text))
     if not text:
@@ -117,6 +130,7 @@ def _plan(
         seed=data.get("seed"),
         voice_consistency=data.get("voice_consistency"),
         max_audio_ms=int(max_ms),
+        owner=owner,
     )
     return SpeechPlan(
         engine=engine,

@@ -68,7 +68,7 @@ class ConversationView(RateLimitHeadersMixin, AsyncAPIView):
     async def post(self, request: Request) -> Response:
         serializer = ConversationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        plan = await conversation_plan(data=serializer.validated_data)
+        plan = await conversation_plan(data=serializer.validated_data, user=request.user)
         return await speech_response(SpeechStream(plan), sse=False, request=request)
 
 

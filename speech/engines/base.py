@@ -77,6 +77,8 @@ class SynthesisParams:
     seed: int | None = None
     voice_consistency: float | None = None
     max_audio_ms: int | None = None
+    # Who asked (a user id): a batching engine shares its places fairly between owners.
+    owner: str = ""
 
 
 class EngineError(Exception):

@@ -19,8 +19,8 @@ from speech.audio.formats import FORMATS
 from speech.engines.base import EngineState
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
+from speech.engines.csm.batching import CsmBatch
 from speech.engines.csm.codec import SAMPLE_RATE
-from speech.engines.csm.generation import FrameGenerator
 from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get
 from voices.models import Voice
@@ -62,15 +62,15 @@ def decoded(data: bytes, response_format: str) -> np.ndarray:
 
 
 def record_prompt_lengths(monkeypatch) -> list[int]:
-    """Wrap (not replace) FrameGenerator.prefill in the server's process; record each prompt."""
+    """Wrap (not replace) the batch's prefill in the server's process; record each prompt."""
     lengths: list[int] = []
-    prefill = FrameGenerator.prefill
+    prefill = CsmBatch.prefill
 
-    def recording(self, embeds):
-        lengths.append(embeds.shape[1])
-        return prefill(self, embeds)
+    def recording(self, job):
+        lengths.append(sum(self.builder.length(segment) for segment in job.prompt))
+        return prefill(self, job)
 
-    monkeypatch.setattr(FrameGenerator, "prefill", recording)
+    monkeypatch.setattr(CsmBatch, "prefill", recording)
     return lengths
 
 

@@ -22,9 +22,9 @@ from speech.audio.formats import FORMATS
 from speech.engines.base import EngineNotReady, EngineState, SynthesisParams, VoiceSpec
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
+from speech.engines.csm.batching import CsmBatch
 from speech.engines.csm.codec import SAMPLE_RATE
 from speech.engines.csm.engine import SAMPLES_PER_FRAME, CsmEngine
-from speech.engines.csm.generation import FrameGenerator
 from speech.engines.csm.loading import CsmOptions, describe_failure, load_csm
 from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get, engines_reset
@@ -112,10 +112,10 @@ def record_chunks(engine: CsmEngine, monkeypatch) -> list[dict]:
     calls: list[dict] = []
     chunk_frames = engine._chunk_frames
 
-    def recording(target, turns, limit, generator, sampling, first_audio):
+    def recording(session, target, turns, limit, generator, sampling, first_audio):
         call = {"target": target, "turns": list(turns), "codes": []}
         calls.append(call)
-        for piece in chunk_frames(target, turns, limit, generator, sampling, first_audio):
+        for piece in chunk_frames(session, target, turns, limit, generator, sampling, first_audio):
             call["codes"].append(piece.codes)
             yield piece
 
@@ -124,15 +124,15 @@ def record_chunks(engine: CsmEngine, monkeypatch) -> list[dict]:
 
 
 def record_prompt_lengths(monkeypatch) -> list[int]:
-    """Wrap (not replace) FrameGenerator.prefill; record the length of each prompt."""
+    """Wrap (not replace) the batch's prefill; record the length of each prompt."""
     lengths: list[int] = []
-    prefill = FrameGenerator.prefill
+    prefill = CsmBatch.prefill
 
-    def recording(self, embeds):
-        lengths.append(embeds.shape[1])
-        return prefill(self, embeds)
+    def recording(self, job):
+        lengths.append(sum(self.builder.length(segment) for segment in job.prompt))
+        return prefill(self, job)
 
-    monkeypatch.setattr(FrameGenerator, "prefill", recording)
+    monkeypatch.setattr(CsmBatch, "prefill", recording)
     return lengths
 
 

@@ -14,6 +14,7 @@ import torch
 
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.csm import engine as engine_module
+from speech.engines.csm import generation
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
 from speech.engines.csm.engine import (
     DEFAULT_TEMPERATURE,
@@ -173,10 +174,10 @@ def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, builder, fra
 
 def test_a_frame_of_end_of_audio_ids_finishes_the_state(model, builder, frames, monkeypatch):
     # given a depth decoder whose every code is the end-of-audio id
-    def eos_depth(last_hidden, first, sampling, generator):
+    def eos_depth(model, last_hidden, first, draw):
         return torch.full((first.shape[0], frames.num_codebooks), frames.eos_id)
 
-    monkeypatch.setattr(frames, "_depth", eos_depth)
+    monkeypatch.setattr(generation, "depth_codes", eos_depth)
     state = frames.prefill(builder.embed([Segment(0, SENTENCE)]))
     # when
     frames.step(state, Sampling(0.9, 50, 2048), torch.Generator().manual_seed(0))
@@ -447,10 +448,10 @@ def record_chunks(engine, monkeypatch) -> list[dict]:
     calls: list[dict] = []
     chunk_frames = engine._chunk_frames
 
-    def recording(target, turns, limit, generator, sampling, first_audio):
+    def recording(session, target, turns, limit, generator, sampling, first_audio):
         call = {"target": target, "turns": list(turns), "limit": limit, "codes": []}
         calls.append(call)
-        for piece in chunk_frames(target, turns, limit, generator, sampling, first_audio):
+        for piece in chunk_frames(session, target, turns, limit, generator, sampling, first_audio):
             call["codes"].append(piece.codes)
             yield piece
 

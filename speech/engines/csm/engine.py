@@ -22,12 +22,14 @@ from speech.engines.base import (
     SynthesisParams,
     VoiceSpec,
 )
+from speech.engines.csm.batching import CsmBatch, PrefixCache
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
-from speech.engines.csm.generation import FrameGenerator, FrameState, Sampling
+from speech.engines.csm.generation import Sampling
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
+from speech.engines.scheduler import FrameScheduler, Session
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class CsmEngine(Engine):
         cloning=True,
         context=True,
         streaming=True,
-        batching=False,
+        batching=True,
         native_speed_range=None,
         # A chunk, its voice reference and the previous chunk fit the 2048-position window.
         max_chunk_chars=200,
@@ -73,10 +75,9 @@ class CsmEngine(Engine):
         super().__init__()
         self._loaded: LoadedCsm | None = None
         self._builder: PromptBuilder | None = None
-        self._frames: FrameGenerator | None = None
-        # One model: every model call holds this, one frame step at a time, so concurrent
-        # requests advance in turn instead of one waiting for the other's whole clip.
-        self._model_lock = threading.Lock()
+        self._batch: CsmBatch | None = None
+        # Owns the model: concurrent requests are stepped together, one frame at a time.
+        self._scheduler: FrameScheduler | None = None
         self._references: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self._references_lock = threading.Lock()
 
@@ -96,7 +97,14 @@ class CsmEngine(Engine):
         loaded = load_csm(self.options())
         self._loaded = loaded
         self._builder = PromptBuilder(loaded.model, loaded.processor)
-        self._frames = FrameGenerator(loaded.model)
+        self.prefixes = PrefixCache(settings.CSM_PREFIX_CACHE_MB * 2**20)
+        self._batch = CsmBatch(loaded.model, self._builder, self.prefixes)
+        self._scheduler = FrameScheduler(
+            self._batch,
+            max_batch=settings.CSM_MAX_BATCH,
+            max_queue=settings.CSM_MAX_QUEUE,
+            name="csm-scheduler",
+        )
         if settings.CSM_PREPARE_VOICES:
             # In the background: the engine serves cloned voices (and standard voices, each
             # prepared on first use if the preparation has not reached it) meanwhile.
@@ -177,13 +185,27 @@ class CsmEngine(Engine):
         params: SynthesisParams,
     ) -> Iterator[np.ndarray]:
         """Each chunk conditioned on the context, the voice reference and the previous chunk."""
-        assert self._loaded is not None and self._frames is not None
+        assert self._loaded is not None and self._batch is not None
+        assert self._scheduler is not None
+        with self._scheduler.session(params.owner) as session:
+            yield from self._speak_admitted(session, chunks, speaker, reference, context, params)
+
+    def _speak_admitted(
+        self,
+        session: Session,
+        chunks: Sequence[str],
+        speaker: int,
+        reference: Segment | None,
+        context: list[Segment],
+        params: SynthesisParams,
+    ) -> Iterator[np.ndarray]:
+        assert self._loaded is not None and self._batch is not None
         seed = params.seed if params.seed is not None else secrets.randbits(63)
         generator = torch.Generator(device=self._loaded.device).manual_seed(seed)
         sampling = Sampling(
             temperature=params.temperature or DEFAULT_TEMPERATURE,
             topk=params.topk or DEFAULT_TOPK,
-            codebook_limit=self._frames.codebook_limit,
+            codebook_limit=self._batch.codebook_limit,
         )
         frames_left = math.ceil((params.max_audio_ms or 90_000) / 1000 * FRAME_RATE)
         consistency = (
@@ -203,6 +225,7 @@ class CsmEngine(Engine):
             turns = [t for t in (voice_turn, *context, previous) if t is not None]
             codes: list[torch.Tensor] = []
             for piece in self._chunk_frames(
+                session,
                 Segment(speaker, text),
                 turns,
                 min(frames_left, frame_bound(text)),
@@ -220,6 +243,7 @@ class CsmEngine(Engine):
 
     def _chunk_frames(
         self,
+        session: Session,
         target: Segment,
         turns: list[Segment],
         limit: int,
@@ -229,35 +253,33 @@ class CsmEngine(Engine):
     ) -> Iterator["_Piece"]:
         """Generate one chunk; yield its codes and audio every few frames."""
         assert self._loaded is not None and self._builder is not None
-        assert self._frames is not None
-        builder, frames = self._builder, self._frames
+        builder = self._builder
         kept = fit_context(builder, turns, target, reserve=limit)
         prompt_length = sum(builder.length(t) for t in kept) + builder.length(target)
         limit = min(limit, builder.max_positions - prompt_length)
         if limit <= 0:
             return
         decoder = StreamingDecoder(self._loaded.model.codec_model)
-        with self._model_lock:
-            state: FrameState = frames.prefill(builder.embed([*kept, target]))
-        pending: list[torch.Tensor] = []
-        emit_after = FIRST_EMIT_FRAMES if first_audio else EMIT_FRAMES
-        while state.frames < limit and not state.finished:
-            with self._model_lock:
-                frame = frames.step(state, sampling, generator)
-            if state.finished:
-                break  # the end-of-audio frame is a marker, not audio
-            pending.append(frame[0])
-            if len(pending) >= emit_after:
+        stream = session.submit([*kept, target], sampling, generator, limit)
+        try:
+            pending: list[torch.Tensor] = []
+            emit_after = FIRST_EMIT_FRAMES if first_audio else EMIT_FRAMES
+            for frame in stream:
+                pending.append(frame)
+                if len(pending) >= emit_after:
+                    yield self._decode(decoder, pending)
+                    pending, emit_after = [], EMIT_FRAMES
+            if pending:
                 yield self._decode(decoder, pending)
-                pending, emit_after = [], EMIT_FRAMES
-        if pending:
-            yield self._decode(decoder, pending)
+        finally:
+            # A caller that stops reading (client gone) frees its batch row at the next step.
+            stream.cancel()
 
     def _decode(self, decoder: StreamingDecoder, pending: list[torch.Tensor]) -> "_Piece":
+        assert self._scheduler is not None
         codes = torch.stack(pending)
-        with self._model_lock:
-            audio = decoder.decode(codes)
-        return _Piece(codes=codes.cpu(), audio=audio.numpy())
+        audio = self._scheduler.call(decoder.decode, codes)
+        return _Piece(codes=codes, audio=audio.numpy())
 
     # --- voices and context ---------------------------------------------------------------
 
@@ -276,7 +298,10 @@ class CsmEngine(Engine):
             text, speaker = stored.reference_text, stored.speaker_id
         if storage_name is None:
             return None
-        return Segment(speaker, text, self._reference_codes(storage_name, text), pinned=True)
+        codes = self._reference_codes(storage_name, text)
+        return Segment(
+            speaker, text, codes, pinned=True, prefix_key=f"{storage_name}|{speaker}|{text}"
+        )
 
     def _reference_codes(self, storage_name: str, text: str) -> torch.Tensor:
         """Codec codes of a stored reference, encoded once per process (LRU)."""
@@ -300,9 +325,9 @@ class CsmEngine(Engine):
         return Segment(turn.speaker, turn.text, self._encode(turn.samples))
 
     def _encode(self, samples: np.ndarray) -> torch.Tensor:
-        assert self._loaded is not None
-        with self._model_lock:
-            return encode_audio(self._loaded.model.codec_model, torch.from_numpy(samples)).cpu()
+        assert self._loaded is not None and self._scheduler is not None
+        codec = self._loaded.model.codec_model
+        return self._scheduler.call(encode_audio, codec, torch.from_numpy(samples)).cpu()
 
 
 class _Piece:
@@ -340,4 +365,5 @@ def _keep(reference: Segment, fraction: float) -> Segment | None:
         " ".join(words[: max(1, round(len(words) * fraction))]),
         reference.codes[:frames],
         pinned=True,
+        prefix_key=None if reference.prefix_key is None else f"{reference.prefix_key}|{frames}",
     )

@@ -6,6 +6,7 @@ the pieces apart (prefill, one frame step) rather than calling `generate` lets a
 many requests frame by frame; `model.generate` stays the reference this loop reproduces.
 """
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,75 @@ class Sampling:
             # Under a device map the heads may sit on another GPU than the request's generator.
             probs = probs.to(generator.device)
         return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+
+
+def draw_rows(
+    logits: torch.Tensor,
+    samplings: Sequence[Sampling],
+    generators: Sequence[torch.Generator | None],
+) -> torch.Tensor:
+    """One id per row of `logits` (batch, vocabulary), each row with its own sampling settings
+    and generator, so a request draws the same ids whichever batch it shares a step with."""
+    if len(samplings) == 1:
+        return samplings[0].draw(logits, generators[0])
+    limit = samplings[0].codebook_limit
+    scores = logits.float()
+    scores[..., limit:] = -float("inf")
+    temperatures = torch.tensor([s.temperature for s in samplings], device=scores.device)
+    scores = scores / temperatures.unsqueeze(1)
+    ks = [min(s.topk, limit) for s in samplings]
+    top = torch.topk(scores, max(ks), dim=-1).values
+    threshold = top.gather(1, torch.tensor(ks, device=scores.device).unsqueeze(1) - 1)
+    scores = scores.masked_fill(scores < threshold, -float("inf"))
+    probs = torch.softmax(scores, dim=-1)
+    drawn = []
+    for row, generator in enumerate(generators):
+        row_probs = probs[row : row + 1]
+        if generator is not None and row_probs.device != generator.device:
+            row_probs = row_probs.to(generator.device)
+        drawn.append(torch.multinomial(row_probs, num_samples=1, generator=generator))
+    return torch.cat(drawn).squeeze(-1).to(logits.device)
+
+
+def depth_codes(
+    model: CsmForConditionalGeneration,
+    last_hidden: torch.Tensor,
+    first: torch.Tensor,
+    draw: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Codebooks 1..K-1 from the depth decoder, given codebook 0 and the backbone's last hidden
+    state (batch, hidden), drawn by `draw(logits) -> ids`; all codebooks (batch, K).
+
+    Every row of a batch is at the same depth position, so a batch runs as one.
+    """
+    depth = model.depth_decoder
+    num_codebooks = int(model.config.num_codebooks)
+    cache = DynamicCache(config=depth.config)
+    # Position 0 is a placeholder replaced by the backbone's hidden state.
+    ids = torch.stack([torch.zeros_like(first), first], dim=1)
+    logits = depth(
+        input_ids=ids,
+        backbone_last_hidden_state=last_hidden,
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]
+    codes = [first]
+    for _ in range(1, num_codebooks):
+        token = draw(logits)
+        codes.append(token)
+        if len(codes) == num_codebooks:
+            break
+        logits = depth(
+            input_ids=token.unsqueeze(1), cache=cache, use_cache=True, logits_to_keep=1
+        ).logits[:, -1]
+    return torch.stack(codes, dim=1)
+
+
+def is_end_of_audio(codes: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """Per row of `codes` (batch, K): is it the end-of-audio frame? The model ends speech with a
+    frame of end-of-audio ids; the last codebook is ignored, as `generate` does."""
+    return (codes[:, :-1] == eos_id).all(dim=1)
 
 
 @dataclass
@@ -72,7 +142,9 @@ class FrameGenerator:
         """The next frame's codes (batch, codebooks); marks `state` finished at end of speech."""
         model = self.model
         first = sampling.draw(model.lm_head(state.last_hidden), generator)
-        codes = self._depth(state.last_hidden, first, sampling, generator)
+        codes = depth_codes(
+            model, state.last_hidden, first, lambda logits: sampling.draw(logits, generator)
+        )
         out = model.backbone_model(
             inputs_embeds=model.backbone_model.embed_tokens(codes.unsqueeze(1)),
             cache=state.cache,
@@ -81,38 +153,6 @@ class FrameGenerator:
         state.last_hidden = out.last_hidden_state[:, -1]
         state.positions += 1
         state.frames += 1
-        # The model ends speech with a frame of end-of-audio ids (the last codebook is ignored,
-        # as `generate` does).
-        if bool((codes[:, :-1] == self.eos_id).all()):
+        if bool(is_end_of_audio(codes, self.eos_id).all()):
             state.finished = True
         return codes
-
-    def _depth(
-        self,
-        last_hidden: torch.Tensor,
-        first: torch.Tensor,
-        sampling: Sampling,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        """Codebooks 1..K-1 from the depth decoder, given codebook 0 and the backbone state."""
-        depth = self.model.depth_decoder
-        cache = DynamicCache(config=depth.config)
-        # Position 0 is a placeholder replaced by the backbone's hidden state.
-        ids = torch.stack([torch.zeros_like(first), first], dim=1)
-        logits = depth(
-            input_ids=ids,
-            backbone_last_hidden_state=last_hidden,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1]
-        codes = [first]
-        for _ in range(1, self.num_codebooks):
-            token = sampling.draw(logits, generator)
-            codes.append(token)
-            if len(codes) == self.num_codebooks:
-                break
-            logits = depth(
-                input_ids=token.unsqueeze(1), cache=cache, use_cache=True, logits_to_keep=1
-            ).logits[:, -1]
-        return torch.stack(codes, dim=1)

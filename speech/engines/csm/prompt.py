@@ -33,6 +33,9 @@ class Segment:
     # Kept in the context before any other turn (a voice's reference: without it the voice
     # would be lost), as long as it fits at all.
     pinned: bool = False
+    # Names this segment's content when it starts a prompt (a voice's reference), so its
+    # prefill can be computed once and reused; None when it is not worth keeping.
+    prefix_key: str | None = None
 
 
 class PromptBuilder:
