@@ -148,6 +148,10 @@ class Engine(ABC):
         """The reason shown to callers and in /readyz; engines add what to do about it."""
         return str(exc) or type(exc).__name__
 
+    def close(self) -> None:
+        """Stop whatever threads the engine runs (its instance is being forgotten)."""
+        return None
+
     def count_input_tokens(self, text: str) -> int:
         """Input units for usage reports; engines without a text tokenizer count characters."""
         return len(text)

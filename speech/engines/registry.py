@@ -77,6 +77,8 @@ def engines_reset() -> None:
     For tests and management commands that change the model settings within one process.
     """
     with _instances_lock:
+        for engine in _instances.values():
+            engine.close()
         _instances.clear()
 
 

@@ -7,11 +7,14 @@ context, errors), not how the speech sounds. Requests ask for a second of audio 
 import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
+import torch
 from django.core.files.base import ContentFile
+from scheduler_support import hold
 
 from speech.audio.decode import decode_audio
 from speech.audio.encoder import StreamingEncoder
@@ -367,3 +370,111 @@ def test_readyz_lists_csm_unavailable_with_its_reason(live_server_url, settings)
     assert csm["state"] == "unavailable"
     assert "CSM_MODEL" in csm["reason"]
     assert settings.CSM_MODEL not in csm["reason"]
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+def record_batch_rows(monkeypatch) -> list[int]:
+    """Wrap (not replace) the batch's step; record how many requests each step served."""
+    rows: list[int] = []
+    step = CsmBatch.step
+
+    def recording(self, jobs):
+        rows.append(len(jobs))
+        return step(self, jobs)
+
+    monkeypatch.setattr(CsmBatch, "step", recording)
+    return rows
+
+
+def wait_until(condition, what: str, seconds: float = 20.0) -> None:
+    """A hang guard, not a timing assertion: fail only if it never happens."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
+def test_concurrent_requests_are_stepped_together_and_each_gets_its_own_take(
+    api, narrator, csm_engine, live_server_url, alice_key, monkeypatch
+):
+    # given what three seeds give one request at a time
+    seeds = (1, 2, 3)
+    alone = [speech(api, seed=seed, response_format="pcm").content for seed in seeds]
+    rows = record_batch_rows(monkeypatch)
+    scheduler = csm_engine._scheduler
+    # when the three arrive while the model is busy, and then it is free
+    release = hold(scheduler)
+
+    def client(seed: int) -> bytes:
+        headers = {"Authorization": f"Bearer {alice_key}"}
+        with httpx.Client(base_url=live_server_url, headers=headers, timeout=60) as own:
+            response = speech(own, seed=seed, response_format="pcm")
+            assert response.status_code == 200, response.text
+            return response.content
+
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        together = pool.map(client, seeds)
+        wait_until(lambda: scheduler.waiting == len(seeds), "three requests waiting")
+        release.set()
+        together = list(together)
+    # then they were stepped as one batch, and each got exactly its take alone
+    assert max(rows) == len(seeds)
+    assert together == alone
+
+
+def test_a_full_scheduler_answers_503_with_retry_after_at_once(
+    api, narrator, csm_engine, monkeypatch
+):
+    # given a scheduler with one place and no queue, the place taken by a request that waits
+    assert speech(api).status_code == 200  # the voice's reference is encoded once, now
+    scheduler = csm_engine._scheduler
+    monkeypatch.setattr(scheduler, "max_batch", 1)
+    monkeypatch.setattr(scheduler, "max_queue", 0)
+    release = hold(scheduler)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(speech, api)
+        wait_until(lambda: scheduler.waiting == 1, "the first request waiting")
+        # when another request comes
+        refused = speech(api)
+        release.set()
+        # then it is refused with OpenAI's error body and a time to retry, and the first
+        # one is answered in full
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert set(refused.json()["error"]) == ERROR_KEYS
+        assert first.result().status_code == 200
+
+
+def test_a_client_that_hangs_up_leaves_the_batch(api, narrator, csm_engine):
+    # given a request for a minute of speech, read until its first audio
+    scheduler = csm_engine._scheduler
+    body = {"model": "csm-1b", "voice": "narrator", "input": TEXT * 8, "seed": 1}
+    with api.stream(
+        "POST", "/v1/audio/speech", json={**body, "response_format": "pcm"}
+    ) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())
+        assert scheduler.batch_size == 1
+    # when the client hangs up, then its row leaves the batch and its admission ends
+    wait_until(lambda: scheduler.batch_size == 0, "the row left the batch")
+    wait_until(lambda: scheduler._sessions == 0, "the admission ended")
+
+
+def test_running_out_of_gpu_memory_in_a_step_is_a_retryable_503(api, narrator, monkeypatch):
+    # given a batch step that runs out of memory once
+    step = CsmBatch.step
+
+    def out_of_memory_once(self, jobs):
+        monkeypatch.setattr(CsmBatch, "step", step)
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(CsmBatch, "step", out_of_memory_once)
+    # when
+    failed = speech(api)
+    # then it is a 503 worth retrying, and the retry is answered
+    assert failed.status_code == 503
+    assert failed.headers["retry-after"] == "1"
+    assert failed.json()["error"]["code"] == "engine_error"
+    assert speech(api).status_code == 200

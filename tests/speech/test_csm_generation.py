@@ -15,6 +15,7 @@ import torch
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import generation
+from speech.engines.csm.batching import CsmBatch, PrefixCache
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
 from speech.engines.csm.engine import (
     DEFAULT_TEMPERATURE,
@@ -26,6 +27,7 @@ from speech.engines.csm.engine import (
 from speech.engines.csm.generation import FrameGenerator, Sampling
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
+from speech.engines.scheduler import FrameJob, FrameScheduler
 
 SENTENCE = "Hello there, how are you today?"
 
@@ -489,3 +491,129 @@ def test_max_audio_ms_caps_the_frames_of_the_whole_request(csm_engine, monkeypat
     assert [call["target"].text for call in calls] == chunks[:1]
     assert calls[0]["limit"] == 5
     assert audio.size == 5 * SAMPLES_PER_FRAME
+
+
+# --- the batch under the scheduler --------------------------------------------------------------
+
+
+def solo_codes(batch: CsmBatch, job: FrameJob, count: int) -> torch.Tensor:
+    """`count` frames of `job` with nothing else in the batch: (count, codebooks)."""
+    batch.join(batch.prefill(job))
+    codes = [batch.step([job])[0][0] for _ in range(count)]
+    batch.keep([])
+    return torch.stack(codes)
+
+
+def seeded(prompt: list[Segment], seed: int, sampling: Sampling, limit: int = 100) -> FrameJob:
+    return FrameJob(prompt, sampling, torch.Generator().manual_seed(seed), limit)
+
+
+def test_the_scheduler_alone_draws_exactly_what_model_generate_draws(model, builder):
+    # given transformers' generation of 12 frames from a text prompt
+    target = Segment(0, SENTENCE)
+    expected = generate_reference_codes(
+        model, seed=1234, count=12, input_ids=torch.tensor([builder.text_ids(target)])
+    )
+    scheduler = FrameScheduler(CsmBatch(model, builder, None), max_batch=4, max_queue=0)
+    # when the scheduler runs the same prompt alone, with the same seed and settings
+    torch.manual_seed(1234)
+    with scheduler.session("alice") as session:
+        stream = session.submit([target], Sampling(0.8, 40, 2048), None, 12)
+        codes = torch.stack(list(stream)).unsqueeze(0)
+    scheduler.close()
+    # then every code of every frame is the same
+    assert torch.equal(codes, expected)
+
+
+def test_requests_joining_and_leaving_a_batch_draw_what_each_draws_alone(model, builder):
+    # given three prompts of different lengths (one with 30 frames of context), each with its
+    # own sampling settings and seed, and what each draws alone
+    batch = CsmBatch(model, builder, None)
+    prompts = [
+        [Segment(0, SENTENCE)],
+        [Segment(1, "Short.")],
+        [Segment(1, "Before.", random_codes(30)), Segment(0, "And after that, this.")],
+    ]
+    samplings = [Sampling(0.8, 40, 2048), Sampling(1.2, 5, 2048), Sampling(0.6, 100, 2048)]
+    alone = [
+        solo_codes(batch, seeded(prompt, 10 + n, samplings[n]), 12)
+        for n, prompt in enumerate(prompts)
+    ]
+    jobs = [seeded(prompt, 10 + n, samplings[n]) for n, prompt in enumerate(prompts)]
+    drawn: list[list[torch.Tensor]] = [[], [], []]
+    running: list[int] = []
+
+    def step() -> None:
+        codes, _ = batch.step([jobs[n] for n in running])
+        for row, n in enumerate(running):
+            drawn[n].append(codes[row])
+
+    # when the first runs 3 frames alone, the short one joins (padded to the batch), two
+    # frames later the longest joins (the batch padded to it)
+    batch.join(batch.prefill(jobs[0]))
+    running.append(0)
+    for _ in range(3):
+        step()
+    batch.join(batch.prefill(jobs[1]))
+    running.append(1)
+    for _ in range(2):
+        step()
+    batch.join(batch.prefill(jobs[2]))
+    running.append(2)
+    while len(drawn[0]) < 12:
+        step()
+    # and the first leaves, then the second, and the third finishes alone
+    batch.keep([1, 2])
+    running = [1, 2]
+    while len(drawn[1]) < 12:
+        step()
+    batch.keep([1])
+    running = [2]
+    assert batch.columns == int(batch._positions[0])  # alone: no gap left in its cache
+    while len(drawn[2]) < 12:
+        step()
+    # then each drew exactly what it draws alone
+    for n in range(3):
+        assert torch.equal(torch.stack(drawn[n]), alone[n]), f"request {n}"
+
+
+def test_a_cached_voice_prefix_gives_what_a_full_prefill_gives(model, builder):
+    # given a prompt that starts with a voice reference of 40 frames
+    reference = Segment(1, "The voice to copy.", random_codes(40), pinned=True, prefix_key="v")
+    prompt = [reference, Segment(1, SENTENCE)]
+    greedy = Sampling(1.0, 1, 2048)
+    plain = CsmBatch(model, builder, None)
+    expected = plain.prefill(seeded(prompt, 0, greedy))
+    cached = CsmBatch(model, builder, PrefixCache(64 * 2**20))
+    # when the prompt is prefilled twice through the prefix cache
+    first = cached.prefill(seeded(prompt, 0, greedy))
+    second = cached.prefill(seeded(prompt, 0, greedy))
+    # then the reference was computed once, used twice, and kept in memory
+    assert (cached.prefixes.misses, cached.prefixes.hits) == (1, 1)
+    assert cached.prefixes.size_bytes > 0
+    # and the state after the prompt is the full prefill's
+    for state in (first, second):
+        assert state.length == expected.length
+        torch.testing.assert_close(state.last_hidden, expected.last_hidden, atol=1e-4, rtol=1e-4)
+    # and so are the frames drawn from it
+    assert torch.equal(
+        solo_codes(cached, seeded(prompt, 0, greedy), 10),
+        solo_codes(plain, seeded(prompt, 0, greedy), 10),
+    )
+
+
+def test_the_prefix_cache_keeps_within_its_bytes_dropping_the_least_recently_used():
+    # given entries of 1 KiB each (keys and values of 128 float32 each) in 2.5 KiB
+    def entry() -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(torch.zeros(128), torch.zeros(128))]
+
+    cache = PrefixCache(2560)
+    cache.put("a", entry())
+    cache.put("b", entry())
+    # when a is used, then c comes
+    assert cache.get("a") is not None
+    cache.put("c", entry())
+    # then b, the least recently used, is gone, and the cache holds what fits
+    assert cache.get("b") is None
+    assert cache.get("a") is not None and cache.get("c") is not None
+    assert cache.size_bytes == 2048

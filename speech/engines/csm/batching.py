@@ -142,6 +142,7 @@ class CsmBatch:
 
     # --- prefill ----------------------------------------------------------------------------
 
+    @torch.inference_mode()
     def prefill(self, job: FrameJob) -> Prefilled:
         segments: list[Segment] = job.prompt
         head = segments[0]
@@ -211,6 +212,7 @@ class CsmBatch:
         self._last_hidden = self._last_hidden.index_select(0, index)
         self._positions = self._positions.index_select(0, index)
 
+    @torch.inference_mode()
     def step(self, jobs: list[FrameJob]) -> tuple[torch.Tensor, list[bool]]:
         assert self._cache is not None and self._valid is not None
         assert self._last_hidden is not None and self._positions is not None

@@ -121,6 +121,10 @@ class CsmEngine(Engine):
     def describe_load_failure(self, exc: Exception) -> str:
         return describe_failure(exc, self.options())
 
+    def close(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.close()
+
     def count_input_tokens(self, text: str) -> int:
         if self._loaded is None:
             return len(text)
