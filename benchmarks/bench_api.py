@@ -6,6 +6,7 @@ dir, so the benchmark never touches `var/` or a configured Postgres/Redis. Only 
 table (and a one-line machine header) goes to stdout; progress goes to stderr.
 """
 
+import argparse
 import asyncio
 import os
 import platform
@@ -34,6 +35,9 @@ SENTENCE = (
 PAYLOAD = {"model": "tts-1", "voice": "alloy", "input": SENTENCE, "response_format": "mp3"}
 # (concurrency, measured requests): bounded in count; LEVEL_DEADLINE_S bounds them in time.
 LEVELS = ((1, 40), (4, 80), (16, 160))
+# CSM through the batching scheduler: two seconds of audio per request (25 frames).
+CSM_PAYLOAD = PAYLOAD | {"model": "csm-1b", "max_audio_length_ms": 2000, "seed": 1}
+CSM_LEVELS = ((1, 8), (4, 16), (16, 32))
 LEVEL_DEADLINE_S = 120.0
 REQUEST_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 60.0
@@ -151,6 +155,7 @@ class LevelResult:
     concurrency: int
     samples: list[Sample]
     wall: float
+    model: str = "tts-1"
 
     @property
     def good(self) -> list[Sample]:
@@ -195,11 +200,14 @@ async def http_client(base_url: str, connections: int) -> AsyncIterator[httpx.As
         yield client
 
 
-async def run_level(base_url: str, concurrency: int, count: int) -> LevelResult:
+async def run_level(
+    base_url: str, concurrency: int, count: int, payload: dict = PAYLOAD
+) -> LevelResult:
     """`concurrency` workers share `count` requests; stop early at the level's deadline."""
     async with http_client(base_url, concurrency) as client:
         # Warm-up: open every connection once, so no measured request pays a TCP handshake.
-        await asyncio.gather(*(one_request(client) for _ in range(max(concurrency, WARMUP_RUNS))))
+        warmups = max(concurrency, WARMUP_RUNS)
+        await asyncio.gather(*(one_request(client, payload) for _ in range(warmups)))
         samples: list[Sample] = []
         remaining = count
         deadline = time.monotonic() + LEVEL_DEADLINE_S
@@ -208,14 +216,14 @@ async def run_level(base_url: str, concurrency: int, count: int) -> LevelResult:
             nonlocal remaining
             while remaining > 0 and time.monotonic() < deadline:
                 remaining -= 1
-                samples.append(await one_request(client))
+                samples.append(await one_request(client, payload))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
     if remaining > 0:
         log(f"  c={concurrency}: deadline hit, {remaining} requests not sent")
-    return LevelResult(concurrency, samples, wall)
+    return LevelResult(concurrency, samples, wall, payload["model"])
 
 
 # --- In-process measurements ------------------------------------------------------------------
@@ -336,14 +344,16 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
 
-def speech_rows(levels: list[LevelResult]) -> list[list[str]]:
-    rows = [["# section", "n", "req/s", "p50 ms", "p95 ms", "TTFB p50 ms", "errors", "vs c=1"]]
+def speech_rows(levels: list[LevelResult], name: str) -> list[list[str]]:
+    header = ["# section", "n", "req/s", "p50 ms", "p95 ms", "TTFB p50 ms", "TTFB p95 ms"]
+    rows = [[*header, "errors", "vs c=1"]]
     base_rps = levels[0].rps or float("nan")
     for level in levels:
         totals, ttfbs = [s.total for s in level.good], [s.ttfb for s in level.good]
         cells = [len(level.samples), f"{level.rps:.1f}", ms(pct(totals, 50)), ms(pct(totals, 95))]
-        cells += [ms(pct(ttfbs, 50)), level.errors, f"{level.rps / base_rps:.2f}x"]
-        rows.append([f"speech c={level.concurrency}", *map(str, cells)])
+        cells += [ms(pct(ttfbs, 50)), ms(pct(ttfbs, 95)), level.errors]
+        cells += [f"{level.rps / base_rps:.2f}x"]
+        rows.append([f"{name} c={level.concurrency}", *map(str, cells)])
     return rows
 
 
@@ -385,10 +395,47 @@ def render(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def csm_env(env: dict[str, str], checkpoint: Path) -> dict[str, str]:
+    """The same server speaking with CSM from a random checkpoint (no weights needed)."""
+    return env | {
+        "CSM_MODEL": str(checkpoint),
+        "DEFAULT_ENGINE": "csm",
+        "CSM_PREPARE_VOICES": "false",
+        "WATERMARK": "off",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def measure_csm(env: dict[str, str], tmp: Path, size: str) -> list[LevelResult]:
+    """Concurrent HTTP clients against CSM: the batching scheduler behind the real API."""
+    from speech.engines.csm.random_checkpoint import FULL_SIZE, TINY, build_random_checkpoint
+
+    log(f"csm: building a {size} random checkpoint")
+    checkpoint = build_random_checkpoint(tmp / "csm", size=TINY if size == "tiny" else FULL_SIZE)
+    levels = []
+    with running_server(csm_env(env, checkpoint)) as base_url:
+        for concurrency, count in CSM_LEVELS:
+            log(f"csm: c={concurrency}, {count} requests")
+            levels.append(asyncio.run(run_level(base_url, concurrency, count, CSM_PAYLOAD)))
+    return levels
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--csm-size",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="the random CSM checkpoint of the csm rows (full: the CSM-1B architecture, slow)",
+    )
+    return parser.parse_args()
+
+
 def main() -> None:
+    args = parse_args()
     print(
         f"bench_api: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}; csm rows: {args.csm_size} random checkpoint"
     )
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         env = bench_env(Path(tmp))
@@ -405,9 +452,11 @@ def main() -> None:
                 asyncio.run(measure_overhead(base_url, response_format))
                 for response_format in ("pcm", "mp3")
             ]
-        # The server is gone: encoding is timed without it competing for the CPUs.
+        csm_levels = measure_csm(env, Path(tmp), args.csm_size)
+        # The servers are gone: encoding is timed without them competing for the CPUs.
         encoders = measure_encoders()
-    print(render(speech_rows(levels) + encode_rows(encoders) + overhead_rows(overheads)))
+    rows = speech_rows(levels, "espeak") + speech_rows(csm_levels, "csm")
+    print(render(rows + encode_rows(encoders) + overhead_rows(overheads)))
 
 
 if __name__ == "__main__":

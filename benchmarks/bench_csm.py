@@ -1,26 +1,31 @@
-"""Benchmark CSM-1B frame generation: plain `model.generate` against the server's own path.
+"""Benchmark CSM-1B generation: plain `model.generate` against the server's batching scheduler.
 
 Run from the repository root: `.venv/bin/python benchmarks/bench_csm.py` (`make bench`).
-Options: `--size tiny|full` (default full: the CSM-1B architecture), `--frames N` (default 24),
-`--dtype float32|bfloat16` (default bfloat16), `--device` (default cuda if available, else cpu),
-`--reference-seconds S` (default 5: the context segment of the third row), `--threads N`
-(default: every core this process may use) and `--repeats R` (default 1: rounds of all paths,
-the median shown). A quick check: `--size tiny --frames 8`.
+Options: `--size tiny|full` (default full: the CSM-1B architecture), `--frames N` (default 24:
+frames per request in the throughput rows), `--dtype float32|bfloat16` (default bfloat16),
+`--device` (default cuda if available, else cpu), `--batches 1,2,4,8,16`, `--clip-seconds S`
+(default 10: the streaming row), `--reference-seconds S` (default 20: the prefix-cache rows),
+`--threads N` (default: every core this process may use). A quick check:
+`--size tiny --frames 8 --clip-seconds 2 --reference-seconds 4`.
 
 The model is built in memory with random weights: the cost of a frame does not depend on the
-values of the weights, and the real ones are gated. Every path makes the same number of frames
-from the same prompt and sampling settings, after one unmeasured warm-up run of its own:
+values of the weights, and the real ones are gated. Every row makes its frames from the same
+kind of prompt (one sentence) with the engine's default sampling, after an unmeasured warm-up;
+the scheduler rows run exactly what the engine runs per request: a session, a submitted prompt,
+frames as the batch makes them, and a streaming decode after the engine's first few frames
+and then every emission, on the model thread.
 
-- generate: `model.generate(..., output_audio=True)`: all frames, then one decode of the clip.
-- server: what the engine does per chunk: embed the prompt, prefill, one `FrameGenerator.step`
-  per frame, and a `StreamingDecoder` decode after the engine's first few frames and then
-  every engine emission; its first audio leaves long before the clip is done.
-- server+context: the same with a context segment (random codes) before the text, as a voice
-  reference is: the extra cost is the longer prefill and the longer attention per frame.
+Rows, all in this run (ratios compare rows of the same run):
+- generate: `model.generate(..., output_audio=True)` for one request, the whole clip at once.
+- scheduler xN: N requests submitted at once; frames/s counts every request's frames over
+  the wall time, against scheduler x1 (x1 against generate).
+- scheduler xN staggered: request i arrives i batch-1 frame times after the first.
+- stream: one request for a clip of `--clip-seconds`: first audio against the whole clip.
+- reference, no cache / cached: a prompt that starts with a `--reference-seconds` voice
+  reference; time to first audio without and with the prefix cache (its second use).
 
-RTF is generation seconds per audio second (under 1 is faster than real time); "vs generate"
-is a row's seconds per frame over generate's, in this run. Only the table and a line of machine
-facts go to stdout; progress goes to stderr.
+RTF is generation seconds per audio second (under 1 is faster than real time). Only the table
+and a line of machine facts go to stdout; progress goes to stderr.
 """
 
 import argparse
@@ -28,8 +33,8 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +49,16 @@ from transformers import (  # noqa: E402
     EncodecFeatureExtractor,
 )
 
+from speech.engines.csm.batching import CsmBatch, PrefixCache  # noqa: E402
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder  # noqa: E402
-from speech.engines.csm.generation import FrameGenerator, Sampling  # noqa: E402
+from speech.engines.csm.generation import Sampling  # noqa: E402
 from speech.engines.csm.prompt import CHAT_TEMPLATE, PromptBuilder, Segment  # noqa: E402
 from speech.engines.csm.random_checkpoint import (  # noqa: E402
     FULL_SIZE,
     TINY,
     build_random_config,
 )
+from speech.engines.scheduler import FrameScheduler  # noqa: E402
 
 # About 100 characters, one sentence: a typical engine chunk.
 SENTENCE = (
@@ -148,20 +155,23 @@ def sync(device: torch.device) -> None:
 
 
 @dataclass
-class Run:
-    path: str
+class Row:
+    name: str
+    requests: int
     frames: int
-    prompt_positions: int
-    total: float
-    first_audio: float
-    # Measured on the server path only: generate does both inside one call.
-    prefill: float | None = None
-    decode: float | None = None
+    wall: float
+    first_audio: float | None
+    # The row this one's frames/s (or first audio) is compared with, and how.
+    base: str = ""
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.wall
 
 
 def run_generate(
     model: CsmForConditionalGeneration, input_ids: torch.Tensor, frames: int, schedule: Schedule
-) -> Run:
+) -> Row:
     """`model.generate` to the whole clip; its first audio is the whole clip."""
     device = input_ids.device
     vocabulary = int(model.config.vocab_size)
@@ -185,99 +195,115 @@ def run_generate(
     total = time.perf_counter() - started
     # Random weights almost never draw the all-zero end frame; if they do, count what was made.
     made = int(out.sequences.shape[1])
-    samples = int(out.audio[0].shape[-1])
-    log(f"  generate: {made} frames, {samples} samples")
-    return Run("generate", made, int(input_ids.shape[1]), total, total)
+    log(f"  generate: {made} frames in {total:.2f} s")
+    return Row("generate", 1, made, total, total)
 
 
-def run_server(
-    model: CsmForConditionalGeneration,
-    builder: PromptBuilder,
-    segments: list[Segment],
-    frames: int,
-    schedule: Schedule,
-    name: str,
-) -> Run:
-    """The engine's per-chunk path: embed, prefill, step per frame, decode on its schedule."""
-    device = model.embed_text_tokens.weight.device
-    generator = FrameGenerator(model)
-    sampling = Sampling(schedule.temperature, schedule.topk, generator.codebook_limit)
-    rng = torch.Generator(device=device).manual_seed(SEED)
-    decoder = StreamingDecoder(model.codec_model)
-    sync(device)
-    started = time.perf_counter()
-    state = generator.prefill(builder.embed(segments))
-    sync(device)
-    prefill = time.perf_counter() - started
+@dataclass
+class Served:
+    """One request through the scheduler, timed as the engine would see it."""
+
+    frames: int = 0
     first_audio: float | None = None
-    decode = 0.0
-    samples = 0
-    pending: list[torch.Tensor] = []
-    emit_after = schedule.first_emit
-    while state.frames < frames and not state.finished:
-        pending.append(generator.step(state, sampling, rng)[0])
-        if len(pending) >= emit_after or state.frames == frames:
-            # `decode` returns CPU audio, so the clock is read after the GPU work is done.
-            sync(device)
-            decode_started = time.perf_counter()
-            samples += int(decoder.decode(torch.stack(pending)).shape[0])
-            now = time.perf_counter()
-            decode += now - decode_started
-            if first_audio is None:
-                first_audio = now - started
-            pending, emit_after = [], schedule.emit
-    total = time.perf_counter() - started
-    log(f"  {name}: {state.frames} frames, {samples} samples")
-    positions = state.positions - state.frames
-    first = total if first_audio is None else first_audio
-    return Run(name, state.frames, positions, total, first, prefill, decode)
+    done: float = 0.0
 
 
-def measure(paths: dict[str, Callable[[int], Run]], frames: int, repeats: int) -> list[Run]:
-    """Each path's median run by total time, over `repeats` rounds of every path in turn.
+class Server:
+    """The engine's per-request path over a `FrameScheduler`, without Django."""
 
-    One unmeasured short run of each path first: kernels, allocator pools and caches warm up.
-    Rounds interleave the paths, so load from other processes falls on all of them alike.
-    """
-    for name, path in paths.items():
-        log(f"{name}: warm-up")
-        path(WARMUP_FRAMES)
-    results: dict[str, list[Run]] = {name: [] for name in paths}
-    for round_ in range(repeats):
-        for name, path in paths.items():
-            log(f"{name}: measuring, round {round_ + 1} of {repeats}")
-            results[name].append(path(frames))
-    return [sorted(runs, key=lambda run: run.total)[len(runs) // 2] for runs in results.values()]
+    def __init__(
+        self,
+        model: CsmForConditionalGeneration,
+        builder: PromptBuilder,
+        schedule: Schedule,
+        prefixes: PrefixCache | None,
+    ) -> None:
+        self.model, self.builder, self.schedule = model, builder, schedule
+        self.batch = CsmBatch(model, builder, prefixes)
+        self.scheduler = FrameScheduler(self.batch, max_batch=64, max_queue=64)
+        self.sampling = Sampling(schedule.temperature, schedule.topk, self.batch.codebook_limit)
+        self.device = model.embed_text_tokens.weight.device
+
+    def request(self, prompt: list[Segment], frames: int, seed: int, started: float) -> Served:
+        served = Served()
+        rng = torch.Generator(device=self.device).manual_seed(seed)
+        decoder = StreamingDecoder(self.model.codec_model)
+        pending: list[torch.Tensor] = []
+        emit_after = self.schedule.first_emit
+        with self.scheduler.session(f"caller-{seed}") as session:
+            for frame in session.submit(prompt, self.sampling, rng, frames):
+                served.frames += 1
+                pending.append(frame)
+                if len(pending) >= emit_after or served.frames == frames:
+                    self.scheduler.call(decoder.decode, torch.stack(pending))
+                    if served.first_audio is None:
+                        served.first_audio = time.perf_counter() - started
+                    pending, emit_after = [], self.schedule.emit
+        served.done = time.perf_counter() - started
+        return served
+
+    def run(self, name: str, prompts: list[list[Segment]], frames: int, gap: float = 0.0) -> Row:
+        """All `prompts` as concurrent requests, request i arriving `i * gap` s after the first."""
+        started = time.perf_counter()
+        results: list[Served] = [Served() for _ in prompts]
+
+        def one(index: int) -> None:
+            delay = started + index * gap - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            results[index] = self.request(prompts[index], frames, SEED + index, started)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = max(result.done for result in results)
+        made = sum(result.frames for result in results)
+        firsts = sorted(r.first_audio for r in results if r.first_audio is not None)
+        first = firsts[len(firsts) // 2] if firsts else None
+        log(f"  {name}: {made} frames in {wall:.2f} s")
+        return Row(name, len(prompts), made, wall, first)
 
 
 # --- Report -----------------------------------------------------------------------------------
 
 
-def seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def cell(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
-def rows(runs: list[Run], frame_seconds: float) -> list[list[str]]:
-    header = ["path", "frames", "prompt pos", "prefill s", "decode s", "s/frame", "RTF"]
-    table = [[*header, "first audio s", "total s", "vs generate"]]
-    base = runs[0].total / runs[0].frames
-    for run in runs:
-        per_frame = run.total / run.frames
-        cells = [str(run.frames), str(run.prompt_positions), seconds(run.prefill)]
-        cells += [seconds(run.decode), f"{per_frame:.3f}", f"{per_frame / frame_seconds:.2f}"]
-        cells += [f"{run.first_audio:.2f}", f"{run.total:.2f}", f"{per_frame / base:.2f}x"]
-        table.append([run.path, *cells])
-    return table
+def table(rows: list[Row], frame_seconds: float) -> list[list[str]]:
+    """One line per row; the last column compares it with the row it names."""
+    by_name = {row.name: row for row in rows}
+    header = ["row", "requests", "frames", "wall s", "frames/s", "RTF/stream"]
+    lines = [[*header, "first audio s", "compared with", "ratio"]]
+    for row in rows:
+        per_stream = row.wall / (row.frames / row.requests) / frame_seconds
+        cells = [str(row.requests), str(row.frames), cell(row.wall)]
+        cells += [cell(row.frames_per_second), cell(per_stream), cell(row.first_audio)]
+        ratio = "-"
+        if row.base.startswith("first audio / wall"):
+            ratio = f"{row.first_audio / row.wall:.1%}" if row.first_audio else "-"
+        elif row.base.startswith("first audio"):
+            base = by_name[row.base.split(": ", 1)[1]]
+            ratio = f"{row.first_audio / base.first_audio:.2f}x" if row.first_audio else "-"
+        elif row.base:
+            base = by_name[row.base]
+            ratio = f"{row.frames_per_second / base.frames_per_second:.2f}x"
+        lines.append([row.name, *cells, row.base or "-", ratio])
+    return lines
 
 
-def render(table: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = []
-    for row in table:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+def render(lines: list[list[str]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for line in lines:
+        cells = [line[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(line[1:-2], widths[1:-2], strict=True)]
+        cells += [line[-2].ljust(widths[-2]), line[-1].rjust(widths[-1])]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
 
 
 def parse_args() -> argparse.Namespace:
@@ -287,13 +313,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--device", default=default_device)
-    parser.add_argument("--reference-seconds", type=float, default=5.0)
+    parser.add_argument("--batches", default="1,2,4,8,16")
+    parser.add_argument("--clip-seconds", type=float, default=10.0)
+    parser.add_argument("--reference-seconds", type=float, default=20.0)
     # Default: every core this process may use (torch's own default can be lower).
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--repeats", type=int, default=1, help="rounds; the median is shown")
     args = parser.parse_args()
-    if args.frames < 1 or args.repeats < 1 or args.threads < 1:
-        parser.error("--frames, --repeats and --threads must be at least 1")
+    args.batches = [int(n) for n in args.batches.split(",")]
+    if args.frames < 1 or args.threads < 1 or min(args.batches) < 1:
+        parser.error("--frames, --threads and --batches must be at least 1")
     return args
 
 
@@ -303,38 +331,61 @@ def machine(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
+def measure(
+    args: argparse.Namespace, device: torch.device, schedule: Schedule
+) -> tuple[list[Row], int]:
+    """Every row of the table, and the model's parameter count."""
+    log(f"building the {args.size} model ({args.dtype}, {device})")
+    model, processor = build_model(SIZES[args.size], DTYPES[args.dtype], device)
+    builder = PromptBuilder(model, processor)
+    target = [Segment(SPEAKER, SENTENCE)]
+    input_ids = torch.tensor([builder.text_ids(target[0])], device=device)
+    server = Server(model, builder, schedule, PrefixCache(4 * 2**30))
+    log("warm-up")
+    run_generate(model, input_ids, WARMUP_FRAMES, schedule)
+    server.run("warm-up", [target, target], WARMUP_FRAMES)
+    rows = [run_generate(model, input_ids, args.frames, schedule)]
+    for n in args.batches:
+        row = server.run(f"scheduler x{n}", [target] * n, args.frames)
+        row.base = "generate" if n == 1 else "scheduler x1"
+        rows.append(row)
+    frame_time = rows[1].wall / rows[1].frames if args.batches[0] == 1 else 0.0
+    for n in (n for n in args.batches if n >= 8):
+        row = server.run(f"scheduler x{n} staggered", [target] * n, args.frames, frame_time)
+        row.base = "scheduler x1"
+        rows.append(row)
+    clip = round(args.clip_seconds * schedule.frame_rate)
+    row = server.run(f"stream {args.clip_seconds:g} s clip", [target], clip)
+    row.base = "first audio / wall"
+    rows.append(row)
+    codes = random_codes(model, args.reference_seconds, schedule.frame_rate)
+    reference = Segment(SPEAKER, REFERENCE_TEXT, codes, pinned=True, prefix_key="reference")
+    unkeyed = Segment(SPEAKER, REFERENCE_TEXT, codes, pinned=True)
+    first = schedule.first_emit
+    cold = server.run("reference, no cache", [[unkeyed, *target]], first)
+    server.run("reference, caching", [[reference, *target]], first)
+    cached = server.run("reference, cached", [[reference, *target]], first)
+    cached.base = "first audio: reference, no cache"
+    rows += [cold, cached]
+    server.scheduler.close()
+    return rows, sum(parameter.numel() for parameter in model.parameters())
+
+
 def main() -> None:
     args = parse_args()
-    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     schedule = engine_schedule()
-    log(f"building the {args.size} model ({args.dtype}, {device})")
-    model, processor = build_model(SIZES[args.size], dtype, device)
-    parameters = sum(p.numel() for p in model.parameters())
-    builder = PromptBuilder(model, processor)
-    target = Segment(SPEAKER, SENTENCE)
-    reference = Segment(
-        SPEAKER, REFERENCE_TEXT, random_codes(model, args.reference_seconds, schedule.frame_rate)
-    )
-    # generate reads the same text tokens the server path embeds, so both prefill alike.
-    input_ids = torch.tensor([builder.text_ids(target)], device=device)
-    paths: dict[str, Callable[[int], Run]] = {
-        "generate": lambda frames: run_generate(model, input_ids, frames, schedule),
-        "server": lambda frames: run_server(model, builder, [target], frames, schedule, "server"),
-        "server+context": lambda frames: run_server(
-            model, builder, [reference, target], frames, schedule, "server+context"
-        ),
-    }
     with torch.inference_mode():
-        runs = measure(paths, args.frames, args.repeats)
+        rows, parameters = measure(args, device, schedule)
     print(
-        f"bench_csm: {args.size} ({parameters / 1e6:.0f}M parameters), random weights, "
-        f"{device} ({machine(device)}), {args.dtype}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; median of {args.repeats} rounds; emission "
-        f"{schedule.first_emit} then {schedule.emit} frames; context "
-        f"{reference.codes.shape[0]} frames"
+        f"bench_csm: {args.size} CSM ({parameters / 1e6:.0f}M parameters), random "
+        f"weights, {device} ({machine(device)}), {args.dtype}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.frames} frames per request; emission "
+        f"{schedule.first_emit} then {schedule.emit} frames; reference "
+        f"{args.reference_seconds:g} s"
     )
-    print(render(rows(runs, 1.0 / schedule.frame_rate)))
+    print(render(table(rows, 1.0 / schedule.frame_rate)))
 
 
 if __name__ == "__main__":

@@ -65,10 +65,12 @@ SPEECH_INFLIGHT = Gauge(
     "tts_speech_inflight", "Speech generations running in this process (the queue depth)."
 )
 SPEECH_BATCH_SIZE = Gauge(
-    "tts_speech_batch_size", "Requests an engine step serves at once (set by the scheduler)."
+    "tts_speech_batch_size", "Requests the batching scheduler steps together right now."
 )
-# The engines run one request per step today; a batching scheduler sets the real size.
-SPEECH_BATCH_SIZE.set(1)
+SPEECH_WAITING = Gauge(
+    "tts_speech_scheduler_waiting",
+    "Requests admitted by the batching scheduler and waiting for a place in its batch.",
+)
 
 
 def _inflight() -> float:
@@ -78,6 +80,22 @@ def _inflight() -> float:
 
 
 SPEECH_INFLIGHT.set_function(_inflight)
+
+
+def _batch_size() -> float:
+    from speech.engines.scheduler import scheduler_batch_size
+
+    return scheduler_batch_size()
+
+
+def _waiting() -> float:
+    from speech.engines.scheduler import scheduler_waiting
+
+    return scheduler_waiting()
+
+
+SPEECH_BATCH_SIZE.set_function(_batch_size)
+SPEECH_WAITING.set_function(_waiting)
 
 
 def route_label(request: HttpRequest) -> str:

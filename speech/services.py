@@ -192,6 +192,7 @@ async def _voice_for(user: AbstractBaseUser | None, requested: str, engine: Engi
         reference_audio=voice.reference_audio.name,
         reference_text=voice.reference_text,
         speaker_id=voice.speaker_id,
+        voice_id=str(voice.pk),
     )
 
 

@@ -102,3 +102,22 @@ class Voice(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class VoiceCodes(models.Model):
+    """A voice's reference audio as the speech model's codec codes, computed once and reused
+    by every request in that voice (re-encoding the audio per request would cost a codec pass).
+
+    `tag` says which codec made them from which reference file: codes with another tag are
+    stale (another model, or the reference was replaced) and are made again.
+    """
+
+    voice = models.OneToOneField(Voice, on_delete=models.CASCADE, related_name="codes")
+    tag = models.CharField(max_length=64)
+    # Little-endian int16, frames by codebooks.
+    codes = models.BinaryField()
+    codebooks = models.PositiveSmallIntegerField()
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"codes of {self.voice_id}"

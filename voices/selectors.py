@@ -5,7 +5,19 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from voices.models import Voice
+from voices.models import Voice, VoiceCodes
+
+
+def text_is_storable(text: str) -> bool:
+    """Whether the database can hold (and so be asked about) `text`: no NUL, no lone
+    surrogate. Anything else names nothing that exists."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def voices_visible_to(user: AbstractBaseUser | None) -> QuerySet[Voice]:
@@ -17,6 +29,8 @@ def voices_visible_to(user: AbstractBaseUser | None) -> QuerySet[Voice]:
 
 def voice_resolve(*, user: AbstractBaseUser | None, name_or_id: str) -> Voice | None:
     """The voice a caller means by `name_or_id`: by id, else by name, own voices first."""
+    if not text_is_storable(name_or_id):
+        return None
     visible = voices_visible_to(user)
     try:
         voice_id = uuid.UUID(name_or_id)
@@ -30,3 +44,10 @@ def voice_resolve(*, user: AbstractBaseUser | None, name_or_id: str) -> Voice | 
     # The caller's own voice wins over a public one of the same name.
     own = [voice for voice in matches if user is not None and voice.owner_id == user.pk]
     return (own or matches)[0]
+
+
+def voice_codes_get(*, voice_id: str, tag: str) -> tuple[bytes, int] | None:
+    """A voice's stored codec codes and their codebook count, if made by `tag`."""
+    row = VoiceCodes.objects.filter(voice_id=voice_id, tag=tag).values_list("codes", "codebooks")
+    found = row.first()
+    return None if found is None else (bytes(found[0]), found[1])

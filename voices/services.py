@@ -1,9 +1,9 @@
 """Writes on voices. A voice's row and its files come and go together (see voices/signals.py)."""
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from voices.models import Voice
+from voices.models import Voice, VoiceCodes
 
 
 @transaction.atomic
@@ -44,3 +44,16 @@ def voice_store(*, voice: Voice, reference_wav: bytes, original: bytes | None = 
             field.storage.delete(field.name)
         raise
     return voice
+
+
+def voice_codes_store(*, voice_id: str, tag: str, codes: bytes, codebooks: int) -> None:
+    """Keep a voice's codec codes (made by `tag`); a voice deleted meanwhile keeps nothing."""
+    try:
+        with transaction.atomic():
+            if Voice.objects.filter(pk=voice_id).exists():
+                VoiceCodes.objects.update_or_create(
+                    voice_id=voice_id,
+                    defaults={"tag": tag, "codes": codes, "codebooks": codebooks},
+                )
+    except IntegrityError:
+        pass  # deleted while the codes were being made: there is nothing to keep them for

@@ -60,6 +60,8 @@ class VoiceSpec:
     reference_audio: str | None = None
     reference_text: str = ""
     speaker_id: int = 0
+    # The stored voice's id, where the engine may keep what it derives from the reference.
+    voice_id: str | None = None
     # Earlier turns of a conversation, oldest first, for engines that take context.
     context: tuple[ContextTurn, ...] = ()
 
@@ -147,6 +149,11 @@ class Engine(ABC):
     def describe_load_failure(self, exc: Exception) -> str:
         """The reason shown to callers and in /readyz; engines add what to do about it."""
         return str(exc) or type(exc).__name__
+
+    def voice_created(self, voice_id: str) -> None:
+        """A stored voice was just created: engines that derive something from its reference
+        may do it now rather than on its first request."""
+        return None
 
     def close(self) -> None:
         """Stop whatever threads the engine runs (its instance is being forgotten)."""

@@ -71,6 +71,13 @@ def engine_preload_default() -> None:
         engine_get(settings.DEFAULT_ENGINE)
 
 
+def engines_voice_created(voice_id: str) -> None:
+    """Tell the engines this process has loaded that a voice was created."""
+    for engine in list(_instances.values()):
+        if engine.state is EngineState.READY:
+            engine.voice_created(voice_id)
+
+
 def engines_reset() -> None:
     """Forget every engine instance, so the next use loads afresh with the current settings.
 

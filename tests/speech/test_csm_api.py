@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from django.core.files.base import ContentFile
+from prometheus_client import REGISTRY
 from scheduler_support import hold
 
 from speech.audio.decode import decode_audio
@@ -417,6 +418,7 @@ def test_concurrent_requests_are_stepped_together_and_each_gets_its_own_take(
     with ThreadPoolExecutor(len(seeds)) as pool:
         together = pool.map(client, seeds)
         wait_until(lambda: scheduler.waiting == len(seeds), "three requests waiting")
+        assert REGISTRY.get_sample_value("tts_speech_scheduler_waiting") == len(seeds)
         release.set()
         together = list(together)
     # then they were stepped as one batch, and each got exactly its take alone

@@ -30,7 +30,7 @@ from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get, engines_reset
 from speech.models_catalog import engine_name_for_model
 from speech.services import speech_plan
-from voices.models import Voice
+from voices.models import Voice, VoiceCodes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,6 +88,7 @@ def spec(voice: Voice) -> VoiceSpec:
         reference_audio=voice.reference_audio.name,
         reference_text=voice.reference_text,
         speaker_id=voice.speaker_id,
+        voice_id=str(voice.pk),
     )
 
 
@@ -577,3 +578,66 @@ def test_auto_means_csm_once_it_is_ready(settings, csm_engine):
     settings.DEFAULT_ENGINE = "espeak"
     assert engine_name_for_model("tts-1") == "espeak"
     assert engine_name_for_model("csm-1b") == "csm"
+
+
+# --- reference codes kept with the voice ----------------------------------------------------------
+
+
+def count_encodes(engine: CsmEngine, monkeypatch) -> list[int]:
+    """Wrap (not replace) the engine's codec encode; record each encoded sample count."""
+    sizes: list[int] = []
+    encode = engine._encode
+
+    def counting(samples):
+        sizes.append(samples.size)
+        return encode(samples)
+
+    monkeypatch.setattr(engine, "_encode", counting)
+    return sizes
+
+
+def test_a_voices_reference_is_encoded_once_and_kept_with_the_voice(
+    csm_engine, tone_voice, monkeypatch
+):
+    # given a voice spoken once, in a process that then forgets what it had in memory
+    encodes = count_encodes(csm_engine, monkeypatch)
+    first = speak(csm_engine, ["Once."], spec(tone_voice), seed=5, max_audio_ms=400)
+    assert encodes == [2 * SAMPLE_RATE]
+    stored = VoiceCodes.objects.get(voice=tone_voice)
+    assert stored.codebooks == 32 and len(stored.codes) == 25 * 32 * 2
+    csm_engine._references.clear()
+    # when it is spoken again
+    again = speak(csm_engine, ["Once."], spec(tone_voice), seed=5, max_audio_ms=400)
+    # then the stored codes were used, not the audio, and the speech is the same
+    assert encodes == [2 * SAMPLE_RATE]
+    assert np.array_equal(first, again)
+
+
+def test_codes_stored_by_another_codec_or_for_another_file_are_made_again(
+    csm_engine, tone_voice, monkeypatch
+):
+    # given codes stored under another codec's tag
+    speak(csm_engine, ["Once."], spec(tone_voice), seed=5, max_audio_ms=160)
+    VoiceCodes.objects.filter(voice=tone_voice).update(tag="another codec")
+    csm_engine._references.clear()
+    encodes = count_encodes(csm_engine, monkeypatch)
+    # when the voice speaks
+    speak(csm_engine, ["Twice."], spec(tone_voice), seed=5, max_audio_ms=160)
+    # then its reference was encoded again, and the codes replaced
+    assert encodes == [2 * SAMPLE_RATE]
+    assert VoiceCodes.objects.get(voice=tone_voice).tag != "another codec"
+
+
+def test_a_new_voices_codes_are_made_when_it_is_created(csm_engine, alice, media_root, settings):
+    # given an engine that prepares voices as they come
+    settings.CSM_PREPARE_VOICES = True
+    # when a voice is created
+    voice = cloned_voice(alice, "fresh", tone(1.0, 330.0), "Fresh from the upload.")
+    # then its codes are kept with it before any request
+    deadline = time.monotonic() + 30
+    while not VoiceCodes.objects.filter(voice=voice).exists():
+        assert time.monotonic() < deadline, "the codes were never made"
+        time.sleep(0.02)
+    # and go when it goes
+    voice.delete()
+    assert not VoiceCodes.objects.exists()

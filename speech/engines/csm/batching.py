@@ -131,6 +131,8 @@ class CsmBatch:
         self._valid: torch.Tensor | None = None  # (rows, columns) bool
         self._last_hidden: torch.Tensor | None = None  # (rows, hidden)
         self._positions: torch.Tensor | None = None  # (rows,) the next frame's position
+        # Kept on the host, so no step has to ask the device whether the cache has gaps.
+        self._gapless = True
 
     @property
     def rows(self) -> int:
@@ -167,6 +169,7 @@ class CsmBatch:
         if self._cache is None:
             self._cache = _cache_holding(self.model, row.key_values)
             self._valid, self._last_hidden, self._positions = row_valid, row.last_hidden, position
+            self._gapless = True
             return
         assert self._valid is not None and self._last_hidden is not None
         assert self._positions is not None
@@ -187,6 +190,7 @@ class CsmBatch:
         self._valid = torch.cat([valid, row_valid])
         self._last_hidden = torch.cat([self._last_hidden, row.last_hidden])
         self._positions = torch.cat([self._positions, position])
+        self._gapless = False
 
     def keep(self, rows: list[int]) -> None:
         if not rows:
@@ -211,6 +215,8 @@ class CsmBatch:
         self._valid = valid if all_columns else valid.index_select(1, columns)
         self._last_hidden = self._last_hidden.index_select(0, index)
         self._positions = self._positions.index_select(0, index)
+        # A lone row keeps only the columns it attends to: no gap is left.
+        self._gapless = len(rows) == 1
 
     @torch.inference_mode()
     def step(self, jobs: list[FrameJob]) -> tuple[torch.Tensor, list[bool]]:
@@ -226,7 +232,7 @@ class CsmBatch:
         )
         embeds = model.backbone_model.embed_tokens(codes.unsqueeze(1))
         valid = torch.cat([self._valid, self._valid.new_ones(self.rows, 1)], dim=1)
-        if self.rows == 1 and bool(self._valid.all()):
+        if self._gapless:
             # Alone and gap-free: the single-request path, exactly as `generate` runs it.
             out = model.backbone_model(inputs_embeds=embeds, cache=self._cache, use_cache=True)
         else:
@@ -242,9 +248,11 @@ class CsmBatch:
         self._valid = valid
         self._positions = self._positions + 1
         self._last_hidden = out.last_hidden_state[:, -1]
-        # The one host synchronisation per step: the frames go to their requests' threads.
-        ended = is_end_of_audio(codes, self.eos_id)
-        return codes.cpu(), ended.cpu().tolist()
+        # The one host synchronisation per step: the frames (and whether each ends the speech)
+        # go to their requests' threads.
+        ended = is_end_of_audio(codes, self.eos_id).to(codes.dtype)
+        on_host = torch.cat([codes, ended.unsqueeze(1)], dim=1).cpu()
+        return on_host[:, :-1], on_host[:, -1].bool().tolist()
 
 
 def _pad_left(tensor: torch.Tensor, columns: int) -> torch.Tensor:

@@ -7,6 +7,8 @@ of each causal convolution, the overlapping tail of each transposed convolution,
 decoder transformer's key/value cache. The pieces then join into the whole-clip decode.
 """
 
+import hashlib
+
 import torch
 from torch import nn
 from transformers import DynamicCache
@@ -27,6 +29,18 @@ def encode_audio(codec: MimiModel, samples: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         codes = codec.encode(values).audio_codes  # (1, codebooks, frames)
     return codes[0].transpose(0, 1).contiguous()
+
+
+def codec_fingerprint(codec: MimiModel) -> str:
+    """Names the codec's codebooks: codes stored under another fingerprint are another
+    codec's, and are made again rather than decoded into noise."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(codec.quantizer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        if "embed" in name or "codebook" in name:
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class StreamingDecoder:

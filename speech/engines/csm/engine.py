@@ -1,5 +1,6 @@
 """The CSM-1B engine: voice reference as context, chunked text, audio streamed frame by frame."""
 
+import hashlib
 import logging
 import math
 import secrets
@@ -23,13 +24,20 @@ from speech.engines.base import (
     VoiceSpec,
 )
 from speech.engines.csm.batching import CsmBatch, PrefixCache
-from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
+from speech.engines.csm.codec import (
+    SAMPLE_RATE,
+    StreamingDecoder,
+    codec_fingerprint,
+    encode_audio,
+)
 from speech.engines.csm.generation import Sampling
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
 from speech.engines.scheduler import FrameScheduler, Session
+from voices.selectors import voice_codes_get
+from voices.services import voice_codes_store
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +84,7 @@ class CsmEngine(Engine):
         self._loaded: LoadedCsm | None = None
         self._builder: PromptBuilder | None = None
         self._batch: CsmBatch | None = None
+        self._codec_fingerprint = ""
         # Owns the model: concurrent requests are stepped together, one frame at a time.
         self._scheduler: FrameScheduler | None = None
         self._references: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
@@ -97,6 +106,7 @@ class CsmEngine(Engine):
         loaded = load_csm(self.options())
         self._loaded = loaded
         self._builder = PromptBuilder(loaded.model, loaded.processor)
+        self._codec_fingerprint = codec_fingerprint(loaded.model.codec_model)
         self.prefixes = PrefixCache(settings.CSM_PREFIX_CACHE_MB * 2**20)
         self._batch = CsmBatch(loaded.model, self._builder, self.prefixes)
         self._scheduler = FrameScheduler(
@@ -105,12 +115,20 @@ class CsmEngine(Engine):
             max_queue=settings.CSM_MAX_QUEUE,
             name="csm-scheduler",
         )
+        self._warm_up()
         if settings.CSM_PREPARE_VOICES:
             # In the background: the engine serves cloned voices (and standard voices, each
             # prepared on first use if the preparation has not reached it) meanwhile.
             threading.Thread(
                 target=self._prepare_standard_voices, name="csm-voices", daemon=True
             ).start()
+
+    def _warm_up(self) -> None:
+        """A few frames before the engine says it is ready: kernels, memory pools and caches
+        are set up now rather than on the first caller's time."""
+        params = SynthesisParams(seed=0, max_audio_ms=int(FIRST_EMIT_FRAMES * 1000 / FRAME_RATE))
+        for _ in self._speak(["Warming up."], 0, None, [], params):
+            pass
 
     def _prepare_standard_voices(self) -> None:
         try:
@@ -290,6 +308,7 @@ class CsmEngine(Engine):
     def _reference(self, voice: VoiceSpec) -> Segment | None:
         """The voice's reference segment: a cloned voice's, or a standard voice's stored one."""
         storage_name, text, speaker = voice.reference_audio, voice.reference_text, voice.speaker_id
+        voice_id = voice.voice_id
         if storage_name is None and voice.standard is not None:
             try:
                 stored = (
@@ -299,31 +318,79 @@ class CsmEngine(Engine):
             finally:
                 close_old_connections()
             storage_name = stored.reference_audio.name
-            text, speaker = stored.reference_text, stored.speaker_id
+            text, speaker, voice_id = stored.reference_text, stored.speaker_id, str(stored.pk)
         if storage_name is None:
             return None
-        codes = self._reference_codes(storage_name, text)
+        codes = self._reference_codes(storage_name, text, voice_id)
         return Segment(
             speaker, text, codes, pinned=True, prefix_key=f"{storage_name}|{speaker}|{text}"
         )
 
-    def _reference_codes(self, storage_name: str, text: str) -> torch.Tensor:
-        """Codec codes of a stored reference, encoded once per process (LRU)."""
+    def _reference_codes(self, storage_name: str, text: str, voice_id: str | None) -> torch.Tensor:
+        """Codec codes of a stored reference: from this process's LRU, else as stored with the
+        voice, else encoded now (and stored with the voice for every later request)."""
         key = (storage_name, text)
         with self._references_lock:
             if key in self._references:
                 self._references.move_to_end(key)
                 return self._references[key]
-        with default_storage.open(storage_name, "rb") as handle:
-            samples = decode_audio(
-                handle, sample_rate=SAMPLE_RATE, max_seconds=MAX_CONTEXT_AUDIO_SECONDS
-            )
-        codes = self._encode(samples)
+        tag = self._codes_tag(storage_name)
+        codes = self._stored_codes(voice_id, tag) if voice_id else None
+        if codes is None:
+            with default_storage.open(storage_name, "rb") as handle:
+                samples = decode_audio(
+                    handle, sample_rate=SAMPLE_RATE, max_seconds=MAX_CONTEXT_AUDIO_SECONDS
+                )
+            codes = self._encode(samples)
+            if voice_id:
+                self._store_codes(voice_id, tag, codes)
         with self._references_lock:
             self._references[key] = codes
             while len(self._references) > _REFERENCE_CACHE_SIZE:
                 self._references.popitem(last=False)
         return codes
+
+    def _codes_tag(self, storage_name: str) -> str:
+        return hashlib.sha256(f"{self._codec_fingerprint}|{storage_name}".encode()).hexdigest()
+
+    @staticmethod
+    def _stored_codes(voice_id: str, tag: str) -> torch.Tensor | None:
+        try:
+            found = voice_codes_get(voice_id=voice_id, tag=tag)
+        finally:
+            close_old_connections()
+        if found is None:
+            return None
+        data, codebooks = found
+        array = np.frombuffer(data, dtype="<i2").astype(np.int64).reshape(-1, codebooks)
+        return torch.from_numpy(array)
+
+    @staticmethod
+    def _store_codes(voice_id: str, tag: str, codes: torch.Tensor) -> None:
+        data = codes.to(torch.int16).numpy().astype("<i2").tobytes()
+        try:
+            voice_codes_store(voice_id=voice_id, tag=tag, codes=data, codebooks=codes.shape[1])
+        finally:
+            close_old_connections()
+
+    def voice_created(self, voice_id: str) -> None:
+        if settings.CSM_PREPARE_VOICES:
+            threading.Thread(
+                target=self.voice_prepare, args=(voice_id,), name="csm-voice-codes", daemon=True
+            ).start()
+
+    def voice_prepare(self, voice_id: str) -> None:
+        """Compute a just-created voice's reference codes now, so its first request need not."""
+        from voices.models import Voice
+
+        try:
+            voice = Voice.objects.filter(pk=voice_id).first()
+            if voice is not None and voice.reference_audio:
+                self._reference_codes(voice.reference_audio.name, voice.reference_text, voice_id)
+        except Exception:
+            logger.exception("preparing the codes of voice %s failed; made on first use", voice_id)
+        finally:
+            close_old_connections()
 
     def _encode_turn(self, turn: ContextTurn) -> Segment:
         return Segment(turn.speaker, turn.text, self._encode(turn.samples))
