@@ -156,7 +156,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, **_REDIS_TIMEOUTS}]},
+            # No socket_timeout: the layer's receive blocks on Redis for seconds by design.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": SERVICE_CONNECT_TIMEOUT_SECONDS,
+                    }
+                ]
+            },
         }
     }
 else:
@@ -349,6 +357,11 @@ CONVERSATION_MAX_BODY_BYTES = env_int(
 )
 # Django's own cap on a body read into memory: the parsers enforce the limits above, per route.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, CONVERSATION_MAX_BODY_BYTES)
+# A request body whose next piece takes longer than this is given up (408): a client that
+# announces a body and then trickles or stops cannot hold a request open (csmsite/body_limit.py).
+REQUEST_BODY_TIMEOUT_SECONDS = env_float(
+    "REQUEST_BODY_TIMEOUT_SECONDS", 60.0, minimum=0.1, maximum=3600.0
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],

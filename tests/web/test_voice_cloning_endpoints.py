@@ -338,6 +338,10 @@ def test_connect_shows_this_servers_base_url(as_alice):
     assert "http://testserver/v1" in html
     assert "http://testserver/v1/audio/speech" in html
     assert "tts-1" in html
+    # LibreChat's librechat.yaml: this server's address, and the standard voices as a list
+    assert 'url: "http://testserver/v1/audio/speech"' in html
+    assert 'allowedAddresses: ["testserver"]' in html
+    assert "voices: [alloy,ash," in html
 
 
 def test_the_waveform_has_one_bar_per_slice_as_tall_as_its_peak():

@@ -41,9 +41,12 @@ class Report:
 
 def stored_files(storage: Storage, folder: str) -> Iterator[str]:
     """Every file under `folder`, recursively, as storage names."""
-    if not storage.exists(folder):
+    # Not storage.exists(folder): an object store has no folders, only keys with a common
+    # prefix, and answers False for one. Listing works on both.
+    try:
+        directories, files = storage.listdir(folder)
+    except FileNotFoundError:
         return
-    directories, files = storage.listdir(folder)
     for name in files:
         yield f"{folder}/{name}"
     for name in directories:
