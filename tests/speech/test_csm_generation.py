@@ -15,7 +15,7 @@ import torch
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import generation
-from speech.engines.csm.batching import CsmBatch, PrefixCache
+from speech.engines.csm.batching import CsmBatch, GrowingLayer, PrefixCache
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
 from speech.engines.csm.engine import (
     DEFAULT_TEMPERATURE,
@@ -617,3 +617,17 @@ def test_the_prefix_cache_keeps_within_its_bytes_dropping_the_least_recently_use
     assert cache.get("b") is None
     assert cache.get("a") is not None and cache.get("c") is not None
     assert cache.size_bytes == 2048
+
+
+def test_a_growing_cache_layer_holds_what_concatenation_holds_past_its_room():
+    # given a layer of 3 columns (room for 64) and 70 single-column appends
+    keys, values = torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8)
+    layer = GrowingLayer(keys.clone(), values.clone())
+    appended = [(torch.randn(2, 4, 1, 8), torch.randn(2, 4, 1, 8)) for _ in range(70)]
+    # when
+    for new_keys, new_values in appended:
+        seen_keys, seen_values = layer.update(new_keys, new_values)
+    # then the layer holds exactly the concatenation, and reports its length
+    assert torch.equal(seen_keys, torch.cat([keys, *(k for k, _ in appended)], dim=2))
+    assert torch.equal(seen_values, torch.cat([values, *(v for _, v in appended)], dim=2))
+    assert layer.get_seq_length() == 73

@@ -6,7 +6,9 @@ row's columns are its prompt, possibly a gap, then its frames; `valid` marks whi
 each row attends to, and each row's RoPE position is its own (`positions`). Attention does
 not care where a key sits in the cache, only whether it is masked, so a joining row is padded
 to the batch's width (or the batch to its) and every later frame is appended for all rows at
-once. Columns no remaining row needs are dropped when rows leave; a request alone in the
+once, in place, into room kept after the content (`GrowingLayer`; the room doubles when
+it runs out), so a step does not copy the whole cache. Columns no remaining row needs are
+dropped when rows leave; a request alone in the
 batch therefore runs exactly the single-request path (no mask, no gap), which reproduces
 `model.generate` frame for frame.
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import CsmForConditionalGeneration, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from speech.engines.csm.generation import (
     FrameGenerator,
@@ -36,6 +39,8 @@ from speech.engines.csm.prompt import PromptBuilder, Segment
 from speech.engines.scheduler import FrameJob
 
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+# Columns of room a batch cache starts with beyond its content (at least its content's own).
+_MIN_ROOM = 64
 
 
 @dataclass
@@ -95,13 +100,53 @@ def _size(key_values: KeyValues) -> int:
     return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in key_values)
 
 
-def _cache_holding(model: CsmForConditionalGeneration, key_values: KeyValues) -> DynamicCache:
-    """A backbone cache that starts with `key_values` (shared, never written in place: the
-    cache appends by concatenation)."""
+class GrowingLayer(DynamicLayer):
+    """A cache layer that appends in place into room kept after its content, doubling the room
+    when it runs out, where a plain layer copies its whole content at every step."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.device = keys.device
+        self.is_initialized = True
+        self._length = keys.shape[-2]
+        self._room_keys = _pad_right(keys, max(_MIN_ROOM, self._length))
+        self._room_values = _pad_right(values, max(_MIN_ROOM, self._length))
+        self._expose()
+
+    def _expose(self) -> None:
+        self.keys = self._room_keys[:, :, : self._length]
+        self.values = self._room_values[:, :, : self._length]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self._length + key_states.shape[-2]
+        if end > self._room_keys.shape[-2]:
+            self._room_keys = _pad_right(self.keys, max(self._length, key_states.shape[-2]))
+            self._room_values = _pad_right(self.values, max(self._length, key_states.shape[-2]))
+        self._room_keys[:, :, self._length : end] = key_states
+        self._room_values[:, :, self._length : end] = value_states
+        self._length = end
+        self._expose()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._length
+
+
+def _cache_holding(
+    model: CsmForConditionalGeneration, key_values: KeyValues, *, growing: bool = False
+) -> DynamicCache:
+    """A backbone cache that starts with `key_values`. A plain one shares them (it appends by
+    concatenation, never writing in place); a growing one copies them into room to grow."""
     cache = DynamicCache(config=model.backbone_model.config)
-    for layer, (keys, values) in zip(cache.layers, key_values, strict=True):
-        layer.lazy_initialization(keys, values)
-        layer.keys, layer.values = keys, values
+    for index, (keys, values) in enumerate(key_values):
+        if growing:
+            cache.layers[index] = GrowingLayer(keys, values)
+        else:
+            layer = cache.layers[index]
+            layer.lazy_initialization(keys, values)
+            layer.keys, layer.values = keys, values
     return cache
 
 
@@ -162,12 +207,13 @@ class CsmBatch:
 
     # --- the batch --------------------------------------------------------------------------
 
+    @torch.inference_mode()
     def join(self, row: Prefilled) -> None:
         device = row.last_hidden.device
         row_valid = torch.ones(1, row.length, dtype=torch.bool, device=device)
         position = torch.tensor([row.length], device=device)
         if self._cache is None:
-            self._cache = _cache_holding(self.model, row.key_values)
+            self._cache = _cache_holding(self.model, row.key_values, growing=True)
             self._valid, self._last_hidden, self._positions = row_valid, row.last_hidden, position
             self._gapless = True
             return
@@ -184,7 +230,7 @@ class CsmBatch:
             row_keys = _pad_right(row_keys, width - row.length)
             row_values = _pad_right(row_values, width - row.length)
             merged.append((torch.cat([keys, row_keys]), torch.cat([values, row_values])))
-        self._cache = _cache_holding(self.model, merged)
+        self._cache = _cache_holding(self.model, merged, growing=True)
         valid = torch.cat([self._valid.new_zeros(self.rows, grow), self._valid], dim=1)
         row_valid = torch.cat([row_valid, row_valid.new_zeros(1, width - row.length)], dim=1)
         self._valid = torch.cat([valid, row_valid])
@@ -192,6 +238,7 @@ class CsmBatch:
         self._positions = torch.cat([self._positions, position])
         self._gapless = False
 
+    @torch.inference_mode()
     def keep(self, rows: list[int]) -> None:
         if not rows:
             self._reset()
@@ -211,7 +258,7 @@ class CsmBatch:
             if not all_columns:
                 keys, values = keys.index_select(2, columns), values.index_select(2, columns)
             kept.append((keys, values))
-        self._cache = _cache_holding(self.model, kept)
+        self._cache = _cache_holding(self.model, kept, growing=True)
         self._valid = valid if all_columns else valid.index_select(1, columns)
         self._last_hidden = self._last_hidden.index_select(0, index)
         self._positions = self._positions.index_select(0, index)
