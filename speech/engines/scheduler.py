@@ -149,6 +149,8 @@ class FrameScheduler:
     def session(self, owner: str) -> Iterator[Session]:
         """Admit one request (raises `SchedulerBusy` at once when full) for as long as it lasts."""
         with self._cond:
+            if self._closed:
+                raise EngineError("the engine was stopped; retry shortly.", retryable=True)
             if self._sessions >= self.max_batch + self.max_queue:
                 raise SchedulerBusy()
             self._sessions += 1
@@ -164,6 +166,8 @@ class FrameScheduler:
             return function(*args)
         future: Future[T] = Future()
         with self._cond:
+            if self._closed:
+                raise EngineError("the engine was stopped; retry shortly.", retryable=True)
             self._calls.append((function, args, future))
             self._start()
             self._cond.notify()
@@ -188,6 +192,8 @@ class FrameScheduler:
         job.stream = FrameStream(self)
         job.order = next(self._order)
         with self._cond:
+            if self._closed:
+                raise EngineError("the engine was stopped; retry shortly.", retryable=True)
             self._waiting.setdefault(job.owner, deque()).append(job)
             self._start()
             self._cond.notify()
@@ -209,18 +215,44 @@ class FrameScheduler:
                     while not (self._calls or self.waiting or self._running or self._closed):
                         self._cond.wait()
                     if self._closed:
-                        return
+                        break
                     calls = list(self._calls)
                     self._calls.clear()
                 for function, args, future in calls:
                     self._run_call(function, args, future)
-                self._drop_cancelled()
-                self._admit()
-                if self._running:
-                    self._step()
+                try:
+                    self._drop_cancelled()
+                    self._admit()
+                    if self._running:
+                        self._step()
+                except Exception as exc:
+                    # Whatever went wrong, the loop goes on: the batch's callers get the cause.
+                    logger.exception("the scheduler's batch failed")
+                    self._fail_running(exc)
+        self._stop()
+
+    def _fail_running(self, error: BaseException) -> None:
+        for job in self._running:
+            job.stream._end(error)
+        self._running = []
+        self._model.keep([])
+
+    def _stop(self) -> None:
+        """Closed: nobody is left waiting for frames or for a call that will never run."""
+        stopped = EngineError("the engine was stopped; retry shortly.", retryable=True)
+        with self._cond:
+            waiting = [job for jobs in self._waiting.values() for job in jobs]
+            self._waiting.clear()
+            calls = list(self._calls)
+            self._calls.clear()
+        for job in [*self._running, *waiting]:
+            job.stream._end(stopped)
+        self._running = []
+        for _, _, future in calls:
+            future.set_exception(stopped)
 
     @staticmethod
-    def _run_call(function: Callable[..., Any], args: tuple[Any, ...], future: Future[Any]):
+    def _run_call(function: Callable[..., Any], args: tuple[Any, ...], future: Future[Any]) -> None:
         try:
             future.set_result(function(*args))
         except BaseException as exc:  # handed to the caller, whatever it is
@@ -277,9 +309,7 @@ class FrameScheduler:
             # The batch's state is unknown after a failed step (out of memory, say): every
             # request in it fails with the cause, and the next request starts clean.
             logger.exception("frame step failed for a batch of %d", len(self._running))
-            for job in self._running:
-                job.stream._end(exc)
-            self._keep([])
+            self._fail_running(exc)
             return
         kept = []
         for index, job in enumerate(self._running):

@@ -11,6 +11,7 @@ import pytest
 import torch
 from scheduler_support import hold
 
+from speech.engines.base import EngineError
 from speech.engines.scheduler import FrameJob, FrameScheduler, SchedulerBusy
 
 
@@ -174,4 +175,54 @@ def test_calls_run_on_the_model_thread_between_steps():
     assert name == "scheduler"
     with pytest.raises(ZeroDivisionError):
         scheduler.call(lambda: 1 / 0)
+    scheduler.close()
+
+
+def test_closing_ends_every_waiting_stream_and_refuses_new_work():
+    # given a job waiting while the model thread is busy
+    scheduler = FrameScheduler(CountingModel(), max_batch=1, max_queue=1)
+    release = hold(scheduler)
+    with scheduler.session("a") as session:
+        waiting = session.submit(1, None, None, limit=5)
+        # when the scheduler is closed
+        scheduler.close()
+        release.set()
+        # then the waiting caller is told, retryably, instead of waiting forever
+        with pytest.raises(EngineError) as stopped:
+            frames_of(waiting)
+        assert stopped.value.retryable
+    # and nothing new is taken
+    with pytest.raises(EngineError):
+        with scheduler.session("b"):
+            pass
+    with pytest.raises(EngineError):
+        scheduler.call(lambda: None)
+
+
+def test_a_failure_outside_the_step_fails_the_batch_and_the_loop_goes_on():
+    # given a model whose row bookkeeping fails once
+    model = CountingModel()
+    keep = model.keep
+    failures = [RuntimeError("bookkeeping")]
+
+    def failing_keep(rows):
+        if failures and rows:
+            raise failures.pop()
+        keep(rows)
+
+    model.keep = failing_keep
+    scheduler = FrameScheduler(model, max_batch=2, max_queue=0)
+    with scheduler.session("a") as session:
+        # when a job finishes (its row leaves through keep) while another runs
+        short = session.submit(1, None, None, limit=1)
+        long = session.submit(2, None, None, limit=50)
+        results = []
+        for stream in (short, long):
+            try:
+                results.append(len(frames_of(stream)))
+            except RuntimeError:
+                results.append("failed")
+        # then the batch's callers were told, and the next job is served
+        assert "failed" in results
+        assert frames_of(session.submit(3, None, None, limit=2)) == [[3, 0], [3, 1]]
     scheduler.close()
