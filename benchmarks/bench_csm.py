@@ -11,16 +11,18 @@ frames per request in the throughput rows), `--dtype float32|bfloat16` (default 
 The model is built in memory with random weights: the cost of a frame does not depend on the
 values of the weights, and the real ones are gated. Every row makes its frames from the same
 kind of prompt (one sentence) with the engine's default sampling, after an unmeasured warm-up;
-the scheduler rows run exactly what the engine runs per request: a session, a submitted prompt,
-frames as the batch makes them, and a streaming decode after the engine's first few frames
-and then every emission, on the model thread.
+the scheduler rows run what the engine runs per request: a session, a submitted prompt, and
+frames as the batch makes them; rows marked "+ audio" also decode them as the engine does (a
+streaming decode after the engine's first few frames, then every emission, on the model thread).
 
 Rows, all in this run (ratios compare rows of the same run):
-- generate: `model.generate(..., output_audio=True)` for one request, the whole clip at once.
+- generate: `model.generate` for one request, codes only (as the scheduler rows without audio).
 - scheduler xN: N requests submitted at once; frames/s counts every request's frames over
   the wall time, against scheduler x1 (x1 against generate).
 - scheduler xN staggered: request i arrives i batch-1 frame times after the first.
-- stream: one request for a clip of `--clip-seconds`: first audio against the whole clip.
+- + audio: the same with the codec decode of every request on the model thread. On a CPU the
+  Mimi decoder costs about as much per second of audio as a batch step does.
+- stream: one request for a clip of `--clip-seconds`, with audio: first audio against the whole.
 - reference, no cache / cached: a prompt that starts with a `--reference-seconds` voice
   reference; time to first audio without and with the prefix cache (its second use).
 
@@ -187,7 +189,7 @@ def run_generate(
         input_ids=input_ids,
         attention_mask=torch.ones_like(input_ids),
         max_new_tokens=frames,
-        output_audio=True,
+        output_audio=False,
         return_dict_in_generate=True,
         **kwargs,
     )
@@ -224,7 +226,9 @@ class Server:
         self.sampling = Sampling(schedule.temperature, schedule.topk, self.batch.codebook_limit)
         self.device = model.embed_text_tokens.weight.device
 
-    def request(self, prompt: list[Segment], frames: int, seed: int, started: float) -> Served:
+    def request(
+        self, prompt: list[Segment], frames: int, seed: int, started: float, audio: bool
+    ) -> Served:
         served = Served()
         rng = torch.Generator(device=self.device).manual_seed(seed)
         decoder = StreamingDecoder(self.model.codec_model)
@@ -235,14 +239,22 @@ class Server:
                 served.frames += 1
                 pending.append(frame)
                 if len(pending) >= emit_after or served.frames == frames:
-                    self.scheduler.call(decoder.decode, torch.stack(pending))
+                    if audio:
+                        self.scheduler.call(decoder.decode, torch.stack(pending))
                     if served.first_audio is None:
                         served.first_audio = time.perf_counter() - started
                     pending, emit_after = [], self.schedule.emit
         served.done = time.perf_counter() - started
         return served
 
-    def run(self, name: str, prompts: list[list[Segment]], frames: int, gap: float = 0.0) -> Row:
+    def run(
+        self,
+        name: str,
+        prompts: list[list[Segment]],
+        frames: int,
+        gap: float = 0.0,
+        audio: bool = False,
+    ) -> Row:
         """All `prompts` as concurrent requests, request i arriving `i * gap` s after the first."""
         started = time.perf_counter()
         results: list[Served] = [Served() for _ in prompts]
@@ -251,7 +263,7 @@ class Server:
             delay = started + index * gap - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            results[index] = self.request(prompts[index], frames, SEED + index, started)
+            results[index] = self.request(prompts[index], frames, SEED + index, started, audio)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
         for thread in threads:
@@ -343,7 +355,7 @@ def measure(
     server = Server(model, builder, schedule, PrefixCache(4 * 2**30))
     log("warm-up")
     run_generate(model, input_ids, WARMUP_FRAMES, schedule)
-    server.run("warm-up", [target, target], WARMUP_FRAMES)
+    server.run("warm-up", [target, target], WARMUP_FRAMES, audio=True)
     rows = [run_generate(model, input_ids, args.frames, schedule)]
     for n in args.batches:
         row = server.run(f"scheduler x{n}", [target] * n, args.frames)
@@ -354,17 +366,26 @@ def measure(
         row = server.run(f"scheduler x{n} staggered", [target] * n, args.frames, frame_time)
         row.base = "scheduler x1"
         rows.append(row)
+    alone = server.run("scheduler x1 + audio", [target], args.frames, audio=True)
+    alone.base = "scheduler x1"
+    rows.append(alone)
+    n = max(args.batches)
+    row = server.run(
+        f"scheduler x{n} staggered + audio", [target] * n, args.frames, frame_time, audio=True
+    )
+    row.base = "scheduler x1 + audio"
+    rows.append(row)
     clip = round(args.clip_seconds * schedule.frame_rate)
-    row = server.run(f"stream {args.clip_seconds:g} s clip", [target], clip)
+    row = server.run(f"stream {args.clip_seconds:g} s clip", [target], clip, audio=True)
     row.base = "first audio / wall"
     rows.append(row)
     codes = random_codes(model, args.reference_seconds, schedule.frame_rate)
     reference = Segment(SPEAKER, REFERENCE_TEXT, codes, pinned=True, prefix_key="reference")
     unkeyed = Segment(SPEAKER, REFERENCE_TEXT, codes, pinned=True)
     first = schedule.first_emit
-    cold = server.run("reference, no cache", [[unkeyed, *target]], first)
-    server.run("reference, caching", [[reference, *target]], first)
-    cached = server.run("reference, cached", [[reference, *target]], first)
+    cold = server.run("reference, no cache", [[unkeyed, *target]], first, audio=True)
+    server.run("reference, caching", [[reference, *target]], first, audio=True)
+    cached = server.run("reference, cached", [[reference, *target]], first, audio=True)
     cached.base = "first audio: reference, no cache"
     rows += [cold, cached]
     server.scheduler.close()
