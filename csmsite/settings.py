@@ -426,6 +426,9 @@ CSM_MAX_BATCH = env_int("CSM_MAX_BATCH", 16, minimum=1, maximum=512)
 CSM_MAX_QUEUE = env_int("CSM_MAX_QUEUE", 32, minimum=0, maximum=4096)
 # Memory for the prefilled voice references reused across requests (least recently used out).
 CSM_PREFIX_CACHE_MB = env_int("CSM_PREFIX_CACHE_MB", 512, minimum=0)
+# torch.compile the per-frame modules (CUDA graphs for the depth decoder on a GPU); compiling
+# takes minutes at start-up, before the engine reports ready.
+CSM_COMPILE = env_bool("CSM_COMPILE", False)
 # The openai-whisper model that transcribes cloned voices.
 WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
 # The language Whisper transcribes in (a code such as en or de); auto: detect it.

@@ -7,6 +7,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from speech.engines.csm.codec import (
     codec_fingerprint,
     encode_audio,
 )
+from speech.engines.csm.compiling import compile_frame_modules
 from speech.engines.csm.generation import Sampling
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
@@ -115,6 +117,8 @@ class CsmEngine(Engine):
             max_queue=settings.CSM_MAX_QUEUE,
             name="csm-scheduler",
         )
+        if settings.CSM_COMPILE:
+            compile_frame_modules(loaded.model)
         self._warm_up()
         if settings.CSM_PREPARE_VOICES:
             # In the background: the engine serves cloned voices (and standard voices, each
@@ -124,11 +128,19 @@ class CsmEngine(Engine):
             ).start()
 
     def _warm_up(self) -> None:
-        """A few frames before the engine says it is ready: kernels, memory pools and caches
-        are set up now rather than on the first caller's time."""
+        """A few frames, alone and then two at once, before the engine says it is ready:
+        kernels, memory pools and compiled graphs for both kinds of step are made now rather
+        than on the first callers' time."""
         params = SynthesisParams(seed=0, max_audio_ms=int(FIRST_EMIT_FRAMES * 1000 / FRAME_RATE))
-        for _ in self._speak(["Warming up."], 0, None, [], params):
-            pass
+
+        def speak() -> None:
+            for _ in self._speak(["Warming up."], 0, None, [], params):
+                pass
+
+        speak()
+        with ThreadPoolExecutor(2, thread_name_prefix="csm-warm-up") as pool:
+            for done in [pool.submit(speak) for _ in range(2)]:
+                done.result()  # a failure here is a failure to load
 
     def _prepare_standard_voices(self) -> None:
         try:
