@@ -38,6 +38,7 @@ from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, 
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
 from speech.engines.scheduler import FrameScheduler, Session
+from voices.models import Voice
 from voices.selectors import voice_codes_get
 from voices.services import voice_codes_store
 
@@ -86,6 +87,7 @@ class CsmEngine(Engine):
         self._loaded: LoadedCsm | None = None
         self._builder: PromptBuilder | None = None
         self._batch: CsmBatch | None = None
+        self.prefixes: PrefixCache | None = None
         self._codec_fingerprint = ""
         # Owns the model: concurrent requests are stepped together, one frame at a time.
         self._scheduler: FrameScheduler | None = None
@@ -393,8 +395,6 @@ class CsmEngine(Engine):
 
     def voice_prepare(self, voice_id: str) -> None:
         """Compute a just-created voice's reference codes now, so its first request need not."""
-        from voices.models import Voice
-
         try:
             voice = Voice.objects.filter(pk=voice_id).first()
             if voice is not None and voice.reference_audio:
