@@ -224,58 +224,46 @@ class CsmEngine(Engine):
         assert self._loaded is not None and self._batch is not None
         assert self._scheduler is not None
         with self._scheduler.session(params.owner) as session:
-            yield from self._speak_admitted(session, chunks, speaker, reference, context, params)
-
-    def _speak_admitted(
-        self,
-        session: Session,
-        chunks: Sequence[str],
-        speaker: int,
-        reference: Segment | None,
-        context: list[Segment],
-        params: SynthesisParams,
-    ) -> Iterator[np.ndarray]:
-        assert self._loaded is not None and self._batch is not None
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        generator = torch.Generator(device=self._loaded.device).manual_seed(seed)
-        sampling = Sampling(
-            temperature=params.temperature or DEFAULT_TEMPERATURE,
-            topk=params.topk or DEFAULT_TOPK,
-            codebook_limit=self._batch.codebook_limit,
-        )
-        frames_left = math.ceil((params.max_audio_ms or 90_000) / 1000 * FRAME_RATE)
-        consistency = (
-            DEFAULT_VOICE_CONSISTENCY
-            if params.voice_consistency is None
-            else params.voice_consistency
-        )
-        joiner = ChunkJoiner(int(_CROSSFADE_SECONDS * SAMPLE_RATE))
-        previous: Segment | None = None
-        first_audio = True
-        for index, text in enumerate(chunks):
-            if frames_left <= 0:
-                break
-            voice_turn = (
-                reference if index == 0 or reference is None else _keep(reference, consistency)
+            seed = params.seed if params.seed is not None else secrets.randbits(63)
+            generator = torch.Generator(device=self._loaded.device).manual_seed(seed)
+            sampling = Sampling(
+                temperature=params.temperature or DEFAULT_TEMPERATURE,
+                topk=params.topk or DEFAULT_TOPK,
+                codebook_limit=self._batch.codebook_limit,
             )
-            turns = [t for t in (voice_turn, *context, previous) if t is not None]
-            codes: list[torch.Tensor] = []
-            for piece in self._chunk_frames(
-                session,
-                Segment(speaker, text),
-                turns,
-                min(frames_left, frame_bound(text)),
-                generator,
-                sampling,
-                first_audio,
-            ):
-                codes.append(piece.codes)
-                first_audio = False
-                yield joiner.feed(piece.audio)
-            frames_left -= sum(c.shape[0] for c in codes)
-            previous = Segment(speaker, text, torch.cat(codes)) if codes else previous
-            joiner.end_chunk()
-        yield joiner.finish()
+            frames_left = math.ceil((params.max_audio_ms or 90_000) / 1000 * FRAME_RATE)
+            consistency = (
+                DEFAULT_VOICE_CONSISTENCY
+                if params.voice_consistency is None
+                else params.voice_consistency
+            )
+            joiner = ChunkJoiner(int(_CROSSFADE_SECONDS * SAMPLE_RATE))
+            previous: Segment | None = None
+            first_audio = True
+            for index, text in enumerate(chunks):
+                if frames_left <= 0:
+                    break
+                voice_turn = (
+                    reference if index == 0 or reference is None else _keep(reference, consistency)
+                )
+                turns = [t for t in (voice_turn, *context, previous) if t is not None]
+                codes: list[torch.Tensor] = []
+                for piece in self._chunk_frames(
+                    session,
+                    Segment(speaker, text),
+                    turns,
+                    min(frames_left, frame_bound(text)),
+                    generator,
+                    sampling,
+                    first_audio,
+                ):
+                    codes.append(piece.codes)
+                    first_audio = False
+                    yield joiner.feed(piece.audio)
+                frames_left -= sum(c.shape[0] for c in codes)
+                previous = Segment(speaker, text, torch.cat(codes)) if codes else previous
+                joiner.end_chunk()
+            yield joiner.finish()
 
     def _chunk_frames(
         self,
