@@ -6,8 +6,10 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # The browser tests drive Debian's chromium; Playwright never downloads a browser of its own.
 CHROMIUM := /usr/bin/chromium
+# The reliability tests start private Redis servers of their own (to stop and restart them).
+REDIS_SERVER := /usr/bin/redis-server
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench reliability install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,13 @@ $(CHROMIUM):
 		$$SUDO env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -q --no-install-recommends chromium; }
 
+$(REDIS_SERVER):
+	command -v redis-server >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends redis-server; }
+
 install: $(RUNTIME_STAMP)
 
 ## make run: install, migrate, make sure the admin account exists, serve on $HOST:$PORT
@@ -37,7 +46,7 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py serve
 
 ## make test: install test needs (Debian's chromium too), lint, run the whole suite
-test: $(DEV_STAMP) $(CHROMIUM) lint
+test: $(DEV_STAMP) $(CHROMIUM) $(REDIS_SERVER) lint
 	$(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
@@ -48,3 +57,9 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_api.py
 	$(BIN)/python benchmarks/bench_csm.py
+
+## make reliability: 50 clients for 60 s against a server and a Celery worker (Postgres and Redis
+## from RELIABILITY_DATABASE_URL and RELIABILITY_REDIS_URL, made afresh), then the fault and
+## hostile-input tests; one table
+reliability: $(DEV_STAMP) $(REDIS_SERVER)
+	$(BIN)/python reliability/run.py

@@ -137,7 +137,8 @@ def api_error_from(exc: Exception) -> ApiError | None:
     if isinstance(exc, drf_exceptions.ValidationError):
         return validation_error(exc.detail)
     if isinstance(exc, drf_exceptions.ParseError):
-        return invalid_request(f"We could not parse the JSON body of your request: {exc.detail}")
+        # The detail names the format: "JSON parse error - ..." or "Multipart form parse error".
+        return invalid_request(f"We could not parse the body of your request: {exc.detail}")
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return ApiError(
             401,
@@ -153,6 +154,35 @@ def api_error_from(exc: Exception) -> ApiError | None:
         )
     if isinstance(exc, drf_exceptions.APIException):
         return ApiError(exc.status_code, str(exc.detail), code=exc.default_code)
+    return unavailable_service_error(exc)
+
+
+# Seconds to suggest before retrying while the database or the broker is unreachable.
+SERVICE_RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_service_error(exc: BaseException) -> ApiError | None:
+    """A 503 for a service the server needs that cannot be reached (database, broker); None for
+    anything else. Nothing about the service (address, driver message) reaches the caller."""
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", exc)
+        return service_unavailable(
+            "The database is unavailable; retry shortly.",
+            code="database_unavailable",
+            retry_after=SERVICE_RETRY_AFTER_SECONDS,
+        )
+    if isinstance(exc, BrokerError | RedisConnectionError | RedisTimeoutError):
+        logger.warning("queue unavailable: %s", exc)
+        return service_unavailable(
+            "The job queue is unavailable; retry shortly.",
+            code="queue_unavailable",
+            retry_after=SERVICE_RETRY_AFTER_SECONDS,
+        )
     return None
 
 

@@ -5,6 +5,7 @@ atomic, so a burst cannot overshoot), local memory in the embedded single-proces
 A keyless request is limited per user.
 """
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -61,6 +62,23 @@ class RequestsPerMinuteThrottle(BaseThrottle):
         return self._reset
 
 
+# Slots taken in Redis whose release could not reach it (it went down meanwhile): given back
+# once it answers again, so that an outage does not keep a key's slots taken afterwards.
+_unreleased: list[str] = []
+_unreleased_lock = threading.Lock()
+
+
+def _release_unreleased() -> None:
+    with _unreleased_lock:
+        pending = list(_unreleased)
+        _unreleased.clear()
+    for counter in pending:
+        try:
+            cache.decr(counter)
+        except ValueError:
+            pass  # expired, or Redis restarted empty
+
+
 def generation_slot_acquire(identity: str) -> bool:
     """Take one of the key's concurrent-generation slots; False when all are taken."""
     limit = settings.RATE_LIMIT_CONCURRENT
@@ -68,6 +86,8 @@ def generation_slot_acquire(identity: str) -> bool:
         return True
     counter = _slot_counter(identity)
     cache.add(counter, 0, timeout=_SLOT_TTL_SECONDS)
+    if _unreleased and not getattr(cache, "degraded", False):
+        _release_unreleased()
     if cache.incr(counter) > limit:
         cache.decr(counter)
         return False
@@ -77,10 +97,15 @@ def generation_slot_acquire(identity: str) -> bool:
 def generation_slot_release(identity: str) -> None:
     if not settings.RATE_LIMIT_CONCURRENT:
         return
+    counter = _slot_counter(identity)
     try:
-        cache.decr(_slot_counter(identity))
+        cache.decr(counter)
     except ValueError:
-        pass  # the counter expired: nothing left to release
+        # The counter expired: nothing left to release; or Redis went down after the slot was
+        # taken there (csmsite/cache.py): release it there when it is back.
+        if getattr(cache, "degraded", False):
+            with _unreleased_lock:
+                _unreleased.append(counter)
 
 
 def _slot_counter(identity: str) -> str:

@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket import WebSocketAuthStack, browser_origin_validator  # noqa: E402
+from csmsite.body_limit import bounded_body_app  # noqa: E402
 from csmsite.static import static_files_app  # noqa: E402
 from ingest.routing import websocket_urlpatterns as ingest_websocket_urls  # noqa: E402
 from speech.engines.registry import engine_preload_default  # noqa: E402
@@ -19,7 +20,7 @@ from speech.watermark import watermark_preload  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": static_files_app(django_asgi_app),
+        "http": static_files_app(bounded_body_app(django_asgi_app)),
         # Browsers' cross-site WebSockets are refused: the session cookie would ride along.
         "websocket": browser_origin_validator(WebSocketAuthStack(URLRouter(ingest_websocket_urls))),
     }

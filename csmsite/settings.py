@@ -179,7 +179,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A job taken by a worker that then died as a whole (SIGKILL, lost machine) goes back to the
-# queue this long after it was taken (a killed pool process's job goes back at once). Longer
+# queue this long after it was taken (a killed pool process's job goes back within seconds). Longer
 # than the longest job: an unfinished job past it is delivered a second time (which the job's
 # claim then turns away while its first worker still beats).
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)

@@ -5,9 +5,12 @@ size, URL), so a refusal is an immediate 400 and nothing is fetched or stored. T
 clean, transcribe, choose the reference, store) runs in a job, in a Celery worker or in-process.
 """
 
+import contextlib
 import logging
 import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from ingest.audio import SAMPLE_RATE, check_upload, decode_recording
@@ -32,9 +35,6 @@ logger = logging.getLogger(__name__)
 MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 1000
 MAX_TRANSCRIPT_CHARS = 4000
-# A running job whose row has not changed for this long lost its worker (progress saves touch
-# the row at every stage).
-RUNNING_STALE_SECONDS = 30 * 60
 FAILED_UNEXPECTEDLY = "The voice could not be made because of a server error; try again later."
 
 
@@ -180,9 +180,15 @@ def _dispatch(job_id: uuid.UUID) -> None:
     try:
         ingest_job_task.delay(str(job_id))
     except Exception:
-        # Run in-process (eager), the task has already marked the job failed; with a broker, a
-        # failed send leaves the job queued, and the caller sees that.
-        logger.exception("ingest job %s did not complete", job_id)
+        if ingest_job_task.app.conf.task_always_eager:
+            # Run in-process, the task has already marked the job failed.
+            logger.exception("ingest job %s did not complete", job_id)
+            return
+        # The broker cannot be reached: no worker will ever see this job. It is taken back
+        # (the caller's upload is removed by the caller), and the error answers 503.
+        logger.warning("ingest job %s could not be queued", job_id, exc_info=True)
+        IngestJob.objects.filter(id=job_id).delete()
+        raise
 
 
 # --- Running jobs -------------------------------------------------------------------------------
@@ -204,8 +210,9 @@ def job_run(job_id: uuid.UUID | str) -> None:
         _finish_succeeded(job, made)
         return
     try:
-        samples = _fetch(job)
-        voice = _make_voice(job, samples)
+        with _heartbeat(job.id):
+            samples = _fetch(job)
+            voice = _make_voice(job, samples)
     except IngestError as exc:
         _finish_failed(job, exc.message, exc.code, exc.param)
         return
@@ -229,11 +236,47 @@ def job_fail_unexpectedly(job_id: uuid.UUID | str) -> None:
         _finish_failed(job, FAILED_UNEXPECTEDLY, "server_error")
 
 
+def job_is_running(job_id: uuid.UUID | str) -> bool:
+    """Whether the job is marked running (by a worker that still beats, or that died since)."""
+    return IngestJob.objects.filter(id=job_id, status=IngestJob.Status.RUNNING).exists()
+
+
+@contextlib.contextmanager
+def _heartbeat(job_id: uuid.UUID) -> Iterator[None]:
+    """Touch the running job's row every INGEST_HEARTBEAT_SECONDS while the body runs, so that
+    a delivery of the same job elsewhere can tell a live worker from a dead one."""
+    if transaction.get_connection().in_atomic_block:
+        # Run inside a transaction (tests): no other connection could see the beat anyway.
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.INGEST_HEARTBEAT_SECONDS):
+                try:
+                    IngestJob.objects.filter(id=job_id, status=IngestJob.Status.RUNNING).update(
+                        updated=timezone.now()
+                    )
+                except Exception:
+                    logger.warning("heartbeat of job %s failed", job_id, exc_info=True)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name=f"ingest-heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _claim(job_id: uuid.UUID | str) -> IngestJob | None:
     """The job, marked running by this worker; None when it is finished or another worker is
-    running it (a duplicate delivery). A running job that has not moved for a long while is
-    taken over: its worker died."""
-    stale_before = timezone.now() - timedelta(seconds=RUNNING_STALE_SECONDS)
+    running it (a duplicate delivery). A running job whose heartbeat stopped for
+    INGEST_STALE_SECONDS is taken over: its worker died."""
+    stale_before = timezone.now() - timedelta(seconds=settings.INGEST_STALE_SECONDS)
     with transaction.atomic():
         job = IngestJob.objects.select_for_update().filter(id=job_id).first()
         if job is None or job.is_finished:

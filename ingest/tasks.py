@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from ingest.services import job_fail_unexpectedly, job_run
+from ingest.services import job_fail_unexpectedly, job_is_running, job_run
 
 
 @shared_task(
@@ -22,3 +22,11 @@ def ingest_job_task(self, job_id: str) -> None:
             job_fail_unexpectedly(job_id)
             raise
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+    if not self.request.is_eager and job_is_running(job_id):
+        # Another worker holds the job: a duplicate delivery, or the redelivery of a job whose
+        # worker was killed a moment ago and whose heartbeat has not gone stale yet. Look again
+        # once it would have: the job is then finished, still beating, or taken over here.
+        self.apply_async(
+            (job_id,),
+            countdown=settings.INGEST_STALE_SECONDS + settings.INGEST_HEARTBEAT_SECONDS,
+        )

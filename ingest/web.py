@@ -8,6 +8,7 @@ visibility (another user's private voice is a 404), the per-user request limit a
 generation slots.
 """
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -26,7 +27,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.request import Request
 
-from accounts.errors import ApiError, invalid_request, rate_limited, validation_error
+from accounts.errors import (
+    ApiError,
+    invalid_request,
+    rate_limited,
+    unavailable_service_error,
+    validation_error,
+)
 from accounts.limits import RequestsPerMinuteThrottle
 from ingest.api.serializers import CloneUploadSerializer, CloneYoutubeSerializer
 from ingest.errors import IngestError
@@ -241,6 +248,12 @@ async def _start(start: Any, **kwargs: Any) -> IngestJob:
                 "the right to clone it."
             )
         raise ApiError(400, message, param=exc.param, code=exc.code) from exc
+    except Exception as exc:
+        # The job queue or the database cannot be reached: 503, as the API answers.
+        unavailable = unavailable_service_error(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc
 
 
 @login_required
@@ -341,7 +354,8 @@ async def speech_prepare(request: HttpRequest) -> HttpResponse:
 async def speech_audio(request: HttpRequest, token: str) -> HttpResponse:
     """Stream a prepared generation as it is made, through the API's own streaming path."""
     user = await request.auser()
-    ticket = await cache.aget(_ticket_key(token))
+    # Only tokens of the shape handed out are looked up: no control characters in cache keys.
+    ticket = await cache.aget(_ticket_key(token)) if _TICKET_TOKEN.fullmatch(token) else None
     if ticket is None or ticket["user"] != user.pk:
         return _error_response(
             ApiError(404, "This audio link has expired: generate the speech again.", code="expired")
@@ -357,6 +371,9 @@ async def speech_audio(request: HttpRequest, token: str) -> HttpResponse:
     disposition = "attachment" if request.GET.get("download") else "inline"
     response["Content-Disposition"] = f'{disposition}; filename="speech.{data["response_format"]}"'
     return response
+
+
+_TICKET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _ticket_key(token: str) -> str:

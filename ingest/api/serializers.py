@@ -1,10 +1,13 @@
 """Request and response shapes of the cloning API: the original server's, and OpenAI's."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from ingest.services import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS
-from speech.api.serializers import MAX_INPUT_CHARS, SpeechRequestSerializer
+from speech.api.serializers import MAX_INPUT_CHARS, MIN_TEMPERATURE
 from speech.audio.formats import DEFAULT_FORMAT, FORMATS
+from voices.selectors import text_is_storable
 
 CONSENT_HELP = (
     "true to attest that you have the right to clone this voice, or the id of a voice consent "
@@ -41,6 +44,13 @@ class CloneYoutubeSerializer(serializers.Serializer):
         max_length=MAX_TRANSCRIPT_CHARS, required=False, allow_blank=True, default=""
     )
     consent = serializers.JSONField(required=False, default=None, help_text=CONSENT_HELP)
+
+    def validate_consent(self, value: Any) -> Any:
+        # A consent id is looked up in the database, which stores neither NUL nor lone
+        # surrogates.
+        if isinstance(value, str) and not text_is_storable(value):
+            raise serializers.ValidationError("Not a consent id.", "invalid")
+        return value
 
 
 class ClonedVoiceSerializer(serializers.Serializer):
@@ -102,13 +112,11 @@ class GenerateSerializer(serializers.Serializer):
         choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
     )
     speed = serializers.FloatField(min_value=0.25, max_value=4.0, required=False, default=1.0)
-    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
     topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
     max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
     voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-
-    validate_temperature = SpeechRequestSerializer.validate_temperature
 
 
 class VoiceConsentCreateSerializer(serializers.Serializer):
@@ -127,6 +135,12 @@ class VoiceConsentSerializer(serializers.Serializer):
     name = serializers.CharField()
     language = serializers.CharField()
     created_at = serializers.IntegerField()
+
+
+class VoiceConsentDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField(default="audio.voice_consent")
+    deleted = serializers.BooleanField()
 
 
 class VoiceConsentListSerializer(serializers.Serializer):

@@ -15,14 +15,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import ApiError
+from accounts.errors import SERVER_ERROR, ApiError
 from accounts.idempotency import idempotent
 from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from ingest.api import serializers as s
@@ -35,10 +35,10 @@ from speech.api.serializers import SPEECH_RESPONSES
 from speech.api.streaming import speech_response
 from speech.services import speech_plan
 from speech.synthesis import SpeechStream
-from voices.api.serializers import VoiceListSerializer
+from voices.api.serializers import VoiceDeletedSerializer, VoiceListSerializer
 from voices.api.views import voice_list_body
 from voices.models import Voice, VoiceConsent
-from voices.selectors import voice_resolve
+from voices.selectors import text_is_storable, voice_resolve
 from voices.services import voice_delete
 
 _POLL_SECONDS = 0.2
@@ -65,8 +65,9 @@ def _api_error(exc: IngestError) -> ApiError:
 
 
 def _job_error(job: IngestJob) -> ApiError:
-    status = 500 if job.error_code == "server_error" else 400
-    return ApiError(status, job.error, param=job.error_param or None, code=job.error_code or None)
+    if job.error_code == "server_error":
+        return ApiError(500, job.error, type=SERVER_ERROR, code="server_error")
+    return ApiError(400, job.error, param=job.error_param or None, code=job.error_code or None)
 
 
 async def _finished_job(job: IngestJob) -> IngestJob:
@@ -230,7 +231,7 @@ class ClonedVoiceListView(APIView):
 
 
 class ClonedVoiceDetailView(APIView):
-    @extend_schema(responses=s.ClonedVoiceSerializer, operation_id="deleteClonedVoice")
+    @extend_schema(responses={200: VoiceDeletedSerializer}, operation_id="deleteClonedVoice")
     def delete(self, request: Request, voice_id: str) -> Response:
         voice = _own_voice(request, voice_id)
         if voice.owner_id != request.user.pk:
@@ -314,7 +315,14 @@ def _uuid_or_none(value: str) -> str | None:
 class VoiceConsentListView(RateLimitHeadersMixin, APIView):
     parser_classes = _UPLOAD_PARSERS
 
-    @extend_schema(responses=s.VoiceConsentListSerializer, operation_id="listVoiceConsents")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="1 to 100 (default 20)"),
+            OpenApiParameter("after", str, description="the last id of the previous page"),
+        ],
+        responses=s.VoiceConsentListSerializer,
+        operation_id="listVoiceConsents",
+    )
     def get(self, request: Request) -> Response:
         consents = list(VoiceConsent.objects.filter(owner=request.user).order_by("-created"))
         after = request.query_params.get("after")
@@ -366,7 +374,9 @@ class VoiceConsentDetailView(APIView):
     parser_classes = [BoundedJSONParser, *_UPLOAD_PARSERS]
 
     def _consent(self, request: Request, consent_id: str) -> VoiceConsent:
-        consent = VoiceConsent.objects.filter(owner=request.user, id=consent_id).first()
+        consent = None
+        if text_is_storable(consent_id):
+            consent = VoiceConsent.objects.filter(owner=request.user, id=consent_id).first()
         if consent is None:
             raise ApiError(
                 404, f"No voice consent '{consent_id}'.", param="consent_id", code="not_found"
@@ -391,8 +401,7 @@ class VoiceConsentDetailView(APIView):
         return Response(consent_body(consent))
 
     @extend_schema(
-        responses=OpenApiResponse(description="{id, object, deleted}"),
-        operation_id="deleteVoiceConsent",
+        responses={200: s.VoiceConsentDeletedSerializer}, operation_id="deleteVoiceConsent"
     )
     def delete(self, request: Request, consent_id: str) -> Response:
         consent = self._consent(request, consent_id)

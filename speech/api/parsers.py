@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 
@@ -21,7 +21,11 @@ class BoundedJSONParser(JSONParser):
         limit = getattr(settings, self.limit_setting)
         if length and length.isdigit() and int(length) > limit:
             raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            # Thousands of nested arrays: Python's decoder gives up before the stack does.
+            raise ParseError("JSON parse error - the body is nested too deeply.") from exc
 
 
 class ConversationJSONParser(BoundedJSONParser):

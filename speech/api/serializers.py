@@ -4,15 +4,20 @@ import base64
 import binascii
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from speech.audio.formats import DEFAULT_FORMAT, FORMATS
 from voices.standard import DEFAULT_VOICE
 
 MAX_INPUT_CHARS = 4096
 MAX_VOICE_CHARS = 256
+# Below this, sampling is greedy in all but name, and a temperature near zero overflows the
+# scaled logits to infinity (and the engine's draw to NaN).
+MIN_TEMPERATURE = 0.01
 
 
 @extend_schema_field(
@@ -31,10 +36,19 @@ class VoiceField(serializers.Field):
     """A voice name or id, as a string or as `{"id": ...}` (OpenAI accepts both)."""
 
     default_error_messages = {
-        "invalid": 'Expected a voice name or id, as a string or as {"id": "..."}.',
+        # Braces doubled: DRF formats these messages.
+        "invalid": 'Expected a voice name or id, as a string or as {{"id": "..."}}.',
         "blank": "A voice name cannot be empty.",
         "max_length": f"A voice name has at most {MAX_VOICE_CHARS} characters.",
     }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # A name is looked up in the database, which stores neither NUL nor lone surrogates.
+        self.validators += [
+            ProhibitNullCharactersValidator(),
+            ProhibitSurrogateCharactersValidator(),
+        ]
 
     def to_internal_value(self, data: Any) -> str:
         if isinstance(data, dict):
@@ -69,16 +83,11 @@ class SpeechRequestSerializer(serializers.Serializer):
     stream_format = serializers.ChoiceField(
         choices=["audio", "sse"], required=False, default="audio"
     )
-    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
     topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
     max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
     voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-
-    def validate_temperature(self, value: float) -> float:
-        if value <= 0:
-            raise serializers.ValidationError("Ensure this value is greater than 0.", "min_value")
-        return value
 
     def validate_input(self, value: str) -> str:
         if not value.strip():
@@ -119,12 +128,10 @@ class ConversationRequestSerializer(serializers.Serializer):
     response_format = serializers.ChoiceField(
         choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
     )
-    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
     topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
     max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
-
-    validate_temperature = SpeechRequestSerializer.validate_temperature
 
     def validate_text(self, value: str) -> str:
         if not value.strip():

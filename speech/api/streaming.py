@@ -10,6 +10,7 @@ import base64
 import contextvars
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -188,8 +189,14 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
     except EngineError as exc:
         pump.close()
         raise _engine_error(exc) from exc
-    except BaseException:
+    except BaseException as exc:
         pump.close()
+        if _out_of_memory(exc):
+            # Whichever engine ran out: memory frees when its request ends, so a retry may pass.
+            logger.warning("speech generation ran out of memory: %s", exc)
+            raise _engine_error(
+                EngineError("the engine ran out of memory; retry shortly.", retryable=True)
+            ) from exc
         raise
     fmt = stream.plan.audio_format
     if sse:
@@ -205,6 +212,13 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
     # Tell reverse proxies (nginx) not to buffer: audio must flow as it is made.
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")  # loaded by any engine that could run out of GPU memory
+    return isinstance(exc, MemoryError) or (
+        torch is not None and isinstance(exc, torch.OutOfMemoryError)
+    )
 
 
 def _engine_error(exc: EngineError) -> ApiError:

@@ -46,6 +46,13 @@ ALLOWED_CODECS = frozenset(
 )
 
 
+# Recordings are sampled at 8 to 192 kHz. A header that claims a far lower rate makes every
+# decoded sample expand into thousands when resampled: kilobytes of FLAC would become gigabytes
+# before the duration cap could see them.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 192000
+
+
 class AudioDecodeError(ValueError):
     """The data is not audio this server accepts; the message says why, for the caller."""
 
@@ -87,6 +94,7 @@ def decode_audio(source: bytes | BinaryIO, *, sample_rate: int, max_seconds: flo
                 raise AudioDecodeError(
                     f"The audio codec '{stream.codec_context.name}' is not supported."
                 )
+            _check_rate(stream.sample_rate)
             samples = _decode_stream(container, stream, sample_rate, max_samples, max_seconds)
     except AudioDecodeError:
         raise
@@ -110,6 +118,8 @@ def _decode_stream(
     parts: list[np.ndarray] = []
     total = 0
     for frame in container.decode(stream):
+        # Each frame says its own rate, and may contradict the stream's header.
+        _check_rate(frame.sample_rate)
         frame.pts = None  # the resampler keeps its own clock; broken timestamps cannot confuse it
         for converted in resampler.resample(frame):
             total = _append(parts, converted, total, max_samples, max_seconds)
@@ -118,6 +128,14 @@ def _decode_stream(
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.nan_to_num(np.concatenate(parts))
+
+
+def _check_rate(rate: int | None) -> None:
+    if not rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            f"The audio's sample rate ({rate or 'none'} Hz) is outside {MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} Hz."
+        )
 
 
 def _append(

@@ -249,7 +249,7 @@ def test_a_job_that_crashed_after_storing_its_voice_is_completed_without_a_secon
 
     # when the job is delivered again once its worker is evidently gone
     IngestJob.objects.filter(id=queued_job.id).update(
-        updated=timezone.now() - timedelta(seconds=services.RUNNING_STALE_SECONDS + 1)
+        updated=timezone.now() - timedelta(seconds=django_settings.INGEST_STALE_SECONDS + 1)
     )
     job_run(queued_job.id)
 

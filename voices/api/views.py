@@ -87,7 +87,7 @@ class VoiceDetailView(APIView):
         }
         return Response(detail)
 
-    @extend_schema(responses=VoiceDeletedSerializer, operation_id="deleteVoice")
+    @extend_schema(responses={200: VoiceDeletedSerializer}, operation_id="deleteVoice")
     def delete(self, request: Request, voice_id: str) -> Response:
         if standard_voice_name(voice_id) is not None:
             raise ApiError(

@@ -26,4 +26,6 @@ class Command(BaseCommand):
             # Django has no lifespan protocol; engines start loading when the app is imported.
             lifespan="off",
             log_level=settings.LOG_LEVEL.lower(),
+            # SIGTERM: stop accepting, let requests in flight finish for this long, then exit.
+            timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
         )

@@ -1,0 +1,152 @@
+"""Request bodies bounded before Django reads them.
+
+Django's ASGI handler reads a whole body (to memory, then to a temporary file) before any view
+or parser can look at it, so a per-route limit checked by a parser comes too late for a body of
+gigabytes, or for one that announces a size and then trickles or stops. This layer sits in
+front of Django: it refuses at once a body whose Content-Length is over the route's limit,
+stops reading a body (chunked, or lying about its length) as soon as it passes the limit, and
+gives up on a body whose next piece does not arrive within REQUEST_BODY_TIMEOUT_SECONDS.
+The exact per-route limits (a JSON body, a conversation, an upload) stay with the parsers;
+this one is the same or a little larger, so it never refuses what they would accept.
+"""
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from csmsite.logging import REQUEST_ID_HEADER, request_id_from_header
+
+ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+
+# Multipart framing and the form's text fields around an uploaded file.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+# The watermark detector's own upload limit (speech/api/watermark_views.py).
+_WATERMARK_UPLOAD_BYTES = 25 * 1024 * 1024
+_API_PREFIXES = ("/v1/", "/api/v1/")
+_UPLOAD_ROUTES = (
+    "voice-cloning/clone",
+    "audio/voices",
+    "audio/voice_consents",
+    "audio/watermark/detect",
+)
+
+
+def _upload_limit() -> int:
+    return max(settings.VOICE_UPLOAD_MAX_BYTES, _WATERMARK_UPLOAD_BYTES) + FORM_OVERHEAD_BYTES
+
+
+def body_limit(path: str) -> int:
+    """The most bytes a request body to `path` may have."""
+    for prefix in _API_PREFIXES:
+        if path.startswith(prefix):
+            route = path[len(prefix) :]
+            if route == "audio/conversation":
+                return settings.CONVERSATION_MAX_BODY_BYTES
+            if route in _UPLOAD_ROUTES:
+                return _upload_limit()
+            return settings.API_MAX_BODY_BYTES
+    # Browser pages and the admin: the cloning form's upload is the largest body they take.
+    return max(_upload_limit(), settings.API_MAX_BODY_BYTES)
+
+
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+async def _refuse(scope: dict, send: Callable, refusal: _BodyRefused) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "message": refusal.message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": refusal.code,
+            }
+        }
+    ).encode()
+    headers = dict(scope.get("headers") or [])
+    request_id = request_id_from_header(
+        headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(limit: int) -> _BodyRefused:
+    return _BodyRefused(
+        413, f"The request body is larger than {limit} bytes.", code="request_too_large"
+    )
+
+
+def _declared_length(scope: dict) -> int | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+def bounded_body_app(app: ASGIApp) -> ASGIApp:
+    """Wrap an HTTP ASGI app so that request bodies over their route's limit never reach it."""
+
+    async def bounded(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        limit = body_limit(scope["path"])
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(scope, send, _too_large(limit))
+            return
+        received = 0
+        finished = False
+        refusal: _BodyRefused | None = None
+
+        async def guarded_receive() -> dict[str, Any]:
+            nonlocal received, finished, refusal
+            if finished or refusal is not None:
+                # The body is read (or refused): what is left is waiting for a disconnect.
+                return await receive()
+            try:
+                message = await asyncio.wait_for(
+                    receive(), timeout=settings.REQUEST_BODY_TIMEOUT_SECONDS
+                )
+            except TimeoutError:
+                refusal = _BodyRefused(
+                    408,
+                    "The request body did not arrive in time.",
+                    code="request_timeout",
+                )
+                return {"type": "http.disconnect"}
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refusal = _too_large(limit)
+                    # Django stops reading at a disconnect and answers nothing; we answer.
+                    return {"type": "http.disconnect"}
+                finished = not message.get("more_body", False)
+            return message
+
+        await app(scope, guarded_receive, send)
+        if refusal is not None:
+            await _refuse(scope, send, refusal)
+
+    return bounded
