@@ -2,7 +2,9 @@
 
 Run from the repository root: `.venv/bin/python benchmarks/bench_csm.py` (`make bench`).
 Options: `--size tiny|full` (default full: the CSM-1B architecture), `--frames N` (default 24:
-frames per request in the throughput rows), `--dtype float32|bfloat16` (default bfloat16),
+frames per request in the throughput rows), `--dtype float32|bfloat16` (default: what the
+engine picks, bfloat16 on CUDA and float32 on a CPU; a CPU without bfloat16 matrix units, as
+AVX2-only ones, multiplies bfloat16 batches no faster than one row at a time),
 `--device` (default cuda if available, else cpu), `--batches 1,2,4,8,16`, `--clip-seconds S`
 (default 10: the streaming row), `--reference-seconds S` (default 20: the prefix-cache rows),
 `--threads N` (default: every core this process may use). A quick check:
@@ -53,7 +55,7 @@ from transformers import (  # noqa: E402
 
 from speech.engines.csm.batching import CsmBatch, PrefixCache  # noqa: E402
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder  # noqa: E402
-from speech.engines.csm.generation import Sampling  # noqa: E402
+from speech.engines.csm.generation import Sampling, lay_out_codebook_heads  # noqa: E402
 from speech.engines.csm.prompt import CHAT_TEMPLATE, PromptBuilder, Segment  # noqa: E402
 from speech.engines.csm.random_checkpoint import (  # noqa: E402
     FULL_SIZE,
@@ -129,6 +131,8 @@ def build_model(
     config, tokenizer = build_random_config(size)
     torch.manual_seed(SEED)
     model = CsmForConditionalGeneration(config).to(device=device, dtype=dtype).eval()
+    # As the engine does after loading (generate uses the same parameter).
+    lay_out_codebook_heads(model)
     processor = CsmProcessor(
         feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE),
         tokenizer=tokenizer,
@@ -322,9 +326,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--device", default=default_device)
+    parser.add_argument("--dtype", choices=sorted(DTYPES))
     parser.add_argument("--batches", default="1,2,4,8,16")
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--reference-seconds", type=float, default=20.0)
@@ -332,6 +336,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
     args.batches = [int(n) for n in args.batches.split(",")]
+    if args.dtype is None:
+        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
     if args.frames < 1 or args.threads < 1 or min(args.batches) < 1:
         parser.error("--frames, --threads and --batches must be at least 1")
     return args

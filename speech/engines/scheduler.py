@@ -182,9 +182,13 @@ class FrameScheduler:
         return sum(len(jobs) for jobs in self._waiting.values())
 
     def close(self) -> None:
+        """Stop the model thread (waiting callers are told) and wait for it to end."""
         with self._cond:
             self._closed = True
             self._cond.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
 
     # --- the model thread -------------------------------------------------------------------
 

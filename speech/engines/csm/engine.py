@@ -32,7 +32,7 @@ from speech.engines.csm.codec import (
     encode_audio,
 )
 from speech.engines.csm.compiling import compile_frame_modules
-from speech.engines.csm.generation import Sampling
+from speech.engines.csm.generation import Sampling, lay_out_codebook_heads
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
@@ -108,6 +108,7 @@ class CsmEngine(Engine):
 
     def _load(self) -> None:
         loaded = load_csm(self.options())
+        lay_out_codebook_heads(loaded.model)
         self._loaded = loaded
         self._builder = PromptBuilder(loaded.model, loaded.processor)
         self._codec_fingerprint = codec_fingerprint(loaded.model.codec_model)

@@ -35,6 +35,21 @@ class Sampling:
         return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
+def lay_out_codebook_heads(model: CsmForConditionalGeneration) -> None:
+    """Store the depth decoder's codebook heads so each one is a contiguous (vocabulary,
+    hidden) matrix, the layout a linear layer multiplies fastest.
+
+    transformers keeps them as (codebooks, hidden, vocabulary) and multiplies by a transposed
+    view; on a CPU that makes the 31 heads of a frame the largest cost of the frame, growing
+    with the batch. The values are unchanged, and every caller (`generate` included) uses the
+    same parameter, so what is drawn does not change either.
+    """
+    head = model.depth_decoder.codebooks_head
+    with torch.no_grad():
+        relaid = head.weight.detach().transpose(1, 2).contiguous().transpose(1, 2)
+    head.weight = torch.nn.Parameter(relaid, requires_grad=False)
+
+
 def draw_rows(
     logits: torch.Tensor,
     samplings: Sequence[Sampling],
