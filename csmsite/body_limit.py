@@ -26,6 +26,10 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 # The watermark detector's own upload limit (speech/api/watermark_views.py).
 _WATERMARK_UPLOAD_BYTES = 25 * 1024 * 1024
 _API_PREFIXES = ("/v1/", "/api/v1/")
+# How much of a refused body is read and dropped so that the refusal reaches its client.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_MAX_SECONDS = 5.0
+DRAIN_IDLE_SECONDS = 0.5
 _UPLOAD_ROUTES = (
     "voice-cloning/clone",
     "audio/voices",
@@ -90,6 +94,30 @@ async def _refuse(scope: dict, send: Callable, refusal: _BodyRefused) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _drain(receive: Callable) -> None:
+    """Read and drop what is still arriving of a refused body (at most DRAIN_MAX_BYTES, for at
+    most DRAIN_MAX_SECONDS, stopping once nothing comes for DRAIN_IDLE_SECONDS). Closing a
+    connection with unread data makes the kernel reset it, and a client still sending would then
+    never see the refusal; a client that announced a body and waits sends nothing, and is
+    answered after the idle wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_MAX_SECONDS
+    drained = 0
+    while drained <= DRAIN_MAX_BYTES:
+        wait = min(DRAIN_IDLE_SECONDS, deadline - loop.time())
+        if wait <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), timeout=wait)
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def _too_large(limit: int) -> _BodyRefused:
     return _BodyRefused(
         413, f"The request body is larger than {limit} bytes.", code="request_too_large"
@@ -114,6 +142,7 @@ def bounded_body_app(app: ASGIApp) -> ASGIApp:
         limit = body_limit(scope["path"])
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
+            await _drain(receive)
             await _refuse(scope, send, _too_large(limit))
             return
         received = 0
@@ -147,6 +176,8 @@ def bounded_body_app(app: ASGIApp) -> ASGIApp:
 
         await app(scope, guarded_receive, send)
         if refusal is not None:
+            if refusal.status == 413:
+                await _drain(receive)
             await _refuse(scope, send, refusal)
 
     return bounded

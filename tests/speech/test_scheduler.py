@@ -6,6 +6,7 @@ caller receives. The CSM model under the scheduler is tested in test_csm_batchin
 """
 
 import threading
+import time
 
 import pytest
 import torch
@@ -55,6 +56,13 @@ class CountingModel:
     def keep(self, rows: list[int]) -> None:
         self.rows = [self.rows[index] for index in rows]
         self.frames = [self.frames[index] for index in rows]
+
+
+def wait_until_closed(scheduler: FrameScheduler) -> None:
+    deadline = time.monotonic() + 10
+    while not scheduler._closed:
+        assert time.monotonic() < deadline, "never closed"
+        time.sleep(0.01)
 
 
 def frames_of(stream) -> list[list[int]]:
@@ -184,9 +192,13 @@ def test_closing_ends_every_waiting_stream_and_refuses_new_work():
     release = hold(scheduler)
     with scheduler.session("a") as session:
         waiting = session.submit(1, None, None, limit=5)
-        # when the scheduler is closed
-        scheduler.close()
+        # when the scheduler is closed (close waits for the model thread, so from another
+        # thread, while this one lets the model thread go)
+        closing = threading.Thread(target=scheduler.close)
+        closing.start()
+        wait_until_closed(scheduler)
         release.set()
+        closing.join(10)
         # then the waiting caller is told, retryably, instead of waiting forever
         with pytest.raises(EngineError) as stopped:
             frames_of(waiting)
@@ -212,10 +224,12 @@ def test_a_failure_outside_the_step_fails_the_batch_and_the_loop_goes_on():
 
     model.keep = failing_keep
     scheduler = FrameScheduler(model, max_batch=2, max_queue=0)
+    release = hold(scheduler)
     with scheduler.session("a") as session:
         # when a job finishes (its row leaves through keep) while another runs
         short = session.submit(1, None, None, limit=1)
         long = session.submit(2, None, None, limit=50)
+        release.set()
         results = []
         for stream in (short, long):
             try:
