@@ -53,6 +53,26 @@ def alice_key(alice) -> str:
 
 
 @pytest.fixture
+def carol_key(carol) -> str:
+    return api_key_create(owner=carol, name="carol's test key")[1]
+
+
+@pytest.fixture
+def private_voice(alice):
+    """Alice's private cloned voice (its file need not exist: lookups only)."""
+    from voices.models import Voice
+
+    return Voice.objects.create(
+        owner=alice,
+        name="alices-narrator",
+        kind=Voice.Kind.CLONED,
+        source=Voice.Source.UPLOAD,
+        reference_audio="voices/alice/reference.wav",
+        reference_text="Hello from alice.",
+    )
+
+
+@pytest.fixture
 def bob_key(bob) -> str:
     return api_key_create(owner=bob, name="bob's test key")[1]
 

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from django.test import Client
 
-from accounts.services import api_key_create
 from ingest.models import IngestJob
 from voices.models import Voice, VoiceConsent
 
@@ -48,23 +47,6 @@ CONSENT_ROUTES = [
     ),
 ]
 PREFIXES = ["/v1", "/api/v1"]
-
-
-@pytest.fixture
-def carol_key(carol) -> str:
-    return api_key_create(owner=carol, name="carol's test key")[1]
-
-
-@pytest.fixture
-def private_voice(alice) -> Voice:
-    return Voice.objects.create(
-        owner=alice,
-        name="alices-narrator",
-        kind=Voice.Kind.CLONED,
-        source=Voice.Source.UPLOAD,
-        reference_audio="voices/alice/reference.wav",
-        reference_text="Hello from alice.",
-    )
 
 
 @pytest.fixture

@@ -9,27 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from accounts.services import api_key_create
 from voices.models import Voice
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def carol_key(carol) -> str:
-    return api_key_create(owner=carol, name="carol's test key")[1]
-
-
-@pytest.fixture
-def private_voice(alice) -> Voice:
-    return Voice.objects.create(
-        owner=alice,
-        name="alices-narrator",
-        kind=Voice.Kind.CLONED,
-        source=Voice.Source.UPLOAD,
-        reference_audio="voices/alice/reference.wav",
-        reference_text="Hello from alice.",
-    )
 
 
 @pytest.fixture
