@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from speech.engines.base import SynthesisParams, VoiceSpec
+from speech.engines.csm import batching
 from speech.engines.csm import engine as engine_module
-from speech.engines.csm import generation
 from speech.engines.csm.batching import CsmBatch, GrowingLayer, PrefixCache
 from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
 from speech.engines.csm.engine import (
@@ -52,6 +52,11 @@ def frames(model) -> FrameGenerator:
     return FrameGenerator(model)
 
 
+@pytest.fixture
+def batch(model, builder) -> CsmBatch:
+    return CsmBatch(model, builder, None)
+
+
 def tone(seconds: float, frequency: float = 220.0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
@@ -70,15 +75,15 @@ def random_codes(count: int, seed: int = 0) -> torch.Tensor:
 
 
 def run_frames(
-    frames: FrameGenerator,
-    embeds: torch.Tensor,
+    batch: CsmBatch,
+    segments: list[Segment],
     sampling: Sampling,
     count: int,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """`count` frames after the prompt `embeds`: (1, count, codebooks)."""
-    state = frames.prefill(embeds)
-    return torch.stack([frames.step(state, sampling, generator) for _ in range(count)], dim=1)
+    """`count` frames after the prompt `segments`, the request alone in the batch:
+    (1, count, codebooks)."""
+    return solo_codes(batch, FrameJob(segments, sampling, generator, count), count).unsqueeze(0)
 
 
 def generate_reference_codes(model, seed: int, count: int, **inputs) -> torch.Tensor:
@@ -107,7 +112,7 @@ def generate_reference_codes(model, seed: int, count: int, **inputs) -> torch.Te
 # --- the frame loop ---------------------------------------------------------------------------
 
 
-def test_the_frame_loop_draws_exactly_what_model_generate_draws(model, builder, frames):
+def test_the_frame_loop_draws_exactly_what_model_generate_draws(model, builder, batch):
     # given a text prompt and transformers' generation of 12 frames from it
     target = Segment(0, SENTENCE)
     expected = generate_reference_codes(
@@ -116,14 +121,12 @@ def test_the_frame_loop_draws_exactly_what_model_generate_draws(model, builder, 
     assert expected.shape == (1, 12, 32)
     # when the frame loop samples the same prompt with the same seed and settings
     torch.manual_seed(1234)
-    codes = run_frames(frames, builder.embed([target]), Sampling(0.8, 40, 2048), 12, None)
+    codes = run_frames(batch, [target], Sampling(0.8, 40, 2048), 12, None)
     # then every code of every frame is the same
     assert torch.equal(codes, expected)
 
 
-def test_with_context_audio_the_frame_loop_still_matches_generate(
-    model, processor, builder, frames
-):
+def test_with_context_audio_the_frame_loop_still_matches_generate(model, processor, builder, batch):
     # given a conversation with an earlier turn's audio, as the processor prepares it for
     # generate (which encodes the audio itself), and the same turn as codes for the builder
     audio = tone(2.0)
@@ -137,12 +140,12 @@ def test_with_context_audio_the_frame_loop_still_matches_generate(
     prompt = [Segment(1, "The quick brown fox.", codes_of_turn), Segment(0, SENTENCE)]
     # when
     torch.manual_seed(99)
-    codes = run_frames(frames, builder.embed(prompt), Sampling(0.8, 40, 2048), 12, None)
+    codes = run_frames(batch, prompt, Sampling(0.8, 40, 2048), 12, None)
     # then
     assert torch.equal(codes, expected)
 
 
-def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, builder, frames, monkeypatch):
+def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, batch, frames, monkeypatch):
     # given every distribution the sampler is asked to draw from is recorded
     seen: list[torch.Tensor] = []
     draw = Sampling.draw
@@ -155,9 +158,7 @@ def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, builder, fra
     hot = Sampling(temperature=2.0, topk=100, codebook_limit=frames.codebook_limit)
     assert frames.codebook_limit == 2048 < model.config.vocab_size
     # when 40 frames are drawn at a high temperature with a wide top-k
-    codes = run_frames(
-        frames, builder.embed([Segment(0, SENTENCE)]), hot, 40, torch.Generator().manual_seed(5)
-    )
+    codes = run_frames(batch, [Segment(0, SENTENCE)], hot, 40, torch.Generator().manual_seed(5))
     # then no code is one the codec cannot decode
     assert codes.shape == (1, 40, 32)
     assert int(codes.min()) >= 0
@@ -174,17 +175,18 @@ def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, builder, fra
     assert int(limited.max()) < 2048
 
 
-def test_a_frame_of_end_of_audio_ids_finishes_the_state(model, builder, frames, monkeypatch):
+def test_a_frame_of_end_of_audio_ids_ends_the_request(batch, frames, monkeypatch):
     # given a depth decoder whose every code is the end-of-audio id
     def eos_depth(model, last_hidden, first, draw):
         return torch.full((first.shape[0], frames.num_codebooks), frames.eos_id)
 
-    monkeypatch.setattr(generation, "depth_codes", eos_depth)
-    state = frames.prefill(builder.embed([Segment(0, SENTENCE)]))
+    monkeypatch.setattr(batching, "depth_codes", eos_depth)
+    job = FrameJob([Segment(0, SENTENCE)], Sampling(0.9, 50, 2048), None, 10)
+    batch.join(batch.prefill(job))
     # when
-    frames.step(state, Sampling(0.9, 50, 2048), torch.Generator().manual_seed(0))
+    _, ended = batch.step([job])
     # then
-    assert state.finished
+    assert ended == [True]
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ def test_streaming_decode_of_no_frames_is_no_audio(model):
 
 
 def test_the_engine_streams_exactly_the_whole_clip_decode_of_the_codes_it_draws(
-    csm_engine, model, builder, frames, monkeypatch
+    csm_engine, model, batch, frames, monkeypatch
 ):
     # given the codes the engine decodes are recorded as it streams
     decoded: list[torch.Tensor] = []
@@ -238,7 +240,7 @@ def test_the_engine_streams_exactly_the_whole_clip_decode_of_the_codes_it_draws(
     # then the same prompt and seed drawn independently give the same 25 frames
     sampling = Sampling(DEFAULT_TEMPERATURE, DEFAULT_TOPK, frames.codebook_limit)
     generator = torch.Generator(device=csm_engine._loaded.device).manual_seed(11)
-    expected = run_frames(frames, builder.embed([Segment(0, SENTENCE)]), sampling, 25, generator)
+    expected = run_frames(batch, [Segment(0, SENTENCE)], sampling, 25, generator)
     assert [piece.shape[0] for piece in decoded] == [3, 12, 10]
     assert torch.equal(torch.cat(decoded), expected[0])
     # and the streamed audio is the whole-clip decode of those frames

@@ -126,12 +126,11 @@ class FrameState:
     cache: DynamicCache
     last_hidden: torch.Tensor  # (batch, hidden)
     positions: int
-    frames: int = 0
-    finished: bool = False
 
 
 class FrameGenerator:
-    """Prefill a prompt, then produce one frame of codes per `step`."""
+    """The model's frame constants, and the prefill of one prompt (frames are made for a whole
+    batch at once: `speech.engines.csm.batching.CsmBatch.step`)."""
 
     def __init__(self, model: CsmForConditionalGeneration) -> None:
         self.model = model
@@ -149,25 +148,3 @@ class FrameGenerator:
         return FrameState(
             cache=cache, last_hidden=out.last_hidden_state[:, -1], positions=embeds.shape[1]
         )
-
-    @torch.inference_mode()
-    def step(
-        self, state: FrameState, sampling: Sampling, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """The next frame's codes (batch, codebooks); marks `state` finished at end of speech."""
-        model = self.model
-        first = sampling.draw(model.lm_head(state.last_hidden), generator)
-        codes = depth_codes(
-            model, state.last_hidden, first, lambda logits: sampling.draw(logits, generator)
-        )
-        out = model.backbone_model(
-            inputs_embeds=model.backbone_model.embed_tokens(codes.unsqueeze(1)),
-            cache=state.cache,
-            use_cache=True,
-        )
-        state.last_hidden = out.last_hidden_state[:, -1]
-        state.positions += 1
-        state.frames += 1
-        if bool(is_end_of_audio(codes, self.eos_id).all()):
-            state.finished = True
-        return codes
