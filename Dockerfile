@@ -68,8 +68,8 @@ RUN SECRET_KEY=collectstatic-only-not-a-real-secret-key-000 \
     && chown csm:csm /app/var /cache /data/media
 USER csm
 EXPOSE 8000
-# Liveness: /healthz answers (with a Host header from ALLOWED_HOSTS; see csmsite/healthcheck.py).
+# Liveness: /healthz answers (with a Host header from ALLOWED_HOSTS; see core/healthcheck.py).
 # The worker's container has its own check in docker-compose.yml.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
-    CMD ["python", "/app/csmsite/healthcheck.py"]
+    CMD ["python", "/app/core/healthcheck.py"]
 CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py ensure_admin && exec python manage.py serve --host 0.0.0.0 --port 8000"]

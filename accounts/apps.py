@@ -6,5 +6,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        # Registers the schema extension and the cache-invalidating signal handlers.
-        from accounts import schema, signals  # noqa: F401
+        # Registers the cache-invalidating signal handlers.
+        from accounts import signals  # noqa: F401

@@ -102,7 +102,7 @@ def generation_slot_release(identity: str) -> None:
         cache.decr(counter)
     except ValueError:
         # The counter expired: nothing left to release; or Redis went down after the slot was
-        # taken there (csmsite/cache.py): release it there when it is back.
+        # taken there (core/cache.py): release it there when it is back.
         if getattr(cache, "degraded", False):
             with _unreleased_lock:
                 _unreleased.append(counter)

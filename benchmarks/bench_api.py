@@ -304,7 +304,7 @@ def pipeline_once(payload: dict) -> tuple[float, float, float]:
     """The view's work minus HTTP: validate, plan, iterate a SpeechStream to the end."""
     from asgiref.sync import async_to_sync
 
-    from speech.api.serializers import SpeechRequestSerializer
+    from api.serializers.speech import SpeechRequestSerializer
     from speech.services import speech_plan
     from speech.synthesis import SpeechStream
 

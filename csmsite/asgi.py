@@ -12,8 +12,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket import WebSocketAuthStack, browser_origin_validator  # noqa: E402
-from csmsite.body_limit import bounded_body_app  # noqa: E402
-from csmsite.static import static_files_app  # noqa: E402
+from core.body_limit import bounded_body_app  # noqa: E402
+from core.static import static_files_app  # noqa: E402
 from ingest.routing import websocket_urlpatterns as ingest_websocket_urls  # noqa: E402
 from speech.engines.registry import engine_preload_default  # noqa: E402
 from speech.watermark import watermark_preload  # noqa: E402

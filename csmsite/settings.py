@@ -67,24 +67,27 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "core",
     "accounts",
     "voices",
     "speech",
     "ingest",
+    "api",
+    "web",
 ]
 
-# Browser-only middleware is skipped on the API (/v1, /api): see csmsite/middleware.py.
+# Browser-only middleware is skipped on the API (/v1, /api): see core/middleware.py.
 MIDDLEWARE = [
     # First: the request id and metrics cover every response, errors from later layers too.
-    "csmsite.logging.RequestIdMiddleware",
-    "csmsite.metrics.MetricsMiddleware",
+    "core.logging.RequestIdMiddleware",
+    "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csmsite.middleware.BrowserSessionMiddleware",
-    "csmsite.middleware.BrowserCommonMiddleware",
-    "csmsite.middleware.BrowserCsrfMiddleware",
-    "csmsite.middleware.BrowserAuthenticationMiddleware",
-    "csmsite.middleware.BrowserMessageMiddleware",
-    "csmsite.middleware.BrowserXFrameOptionsMiddleware",
+    "core.middleware.BrowserSessionMiddleware",
+    "core.middleware.BrowserCommonMiddleware",
+    "core.middleware.BrowserCsrfMiddleware",
+    "core.middleware.BrowserAuthenticationMiddleware",
+    "core.middleware.BrowserMessageMiddleware",
+    "core.middleware.BrowserXFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "csmsite.urls"
@@ -147,8 +150,8 @@ if REDIS_URL:
     CACHES = {
         "default": {
             # Django's Redis cache that carries on in process memory while Redis is down
-            # (csmsite/cache.py): rate limits and the key cache hold per process meanwhile.
-            "BACKEND": "csmsite.cache.FallbackRedisCache",
+            # (core/cache.py): rate limits and the key cache hold per process meanwhile.
+            "BACKEND": "core.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": dict(_REDIS_TIMEOUTS),
         }
@@ -342,10 +345,10 @@ if HTTPS:
         if not enabled
     ]
 # Django's checks look for its own clickjacking and CSRF middleware by name; ours are those
-# same classes, skipped only on the token-authenticated API (csmsite/middleware.py).
-if "csmsite.middleware.BrowserXFrameOptionsMiddleware" in MIDDLEWARE:
+# same classes, skipped only on the token-authenticated API (core/middleware.py).
+if "core.middleware.BrowserXFrameOptionsMiddleware" in MIDDLEWARE:
     SILENCED_SYSTEM_CHECKS.append("security.W002")
-if "csmsite.middleware.BrowserCsrfMiddleware" in MIDDLEWARE:
+if "core.middleware.BrowserCsrfMiddleware" in MIDDLEWARE:
     SILENCED_SYSTEM_CHECKS.append("security.W003")
 
 # --- API ------------------------------------------------------------------------------------
@@ -358,18 +361,18 @@ CONVERSATION_MAX_BODY_BYTES = env_int(
 # Django's own cap on a body read into memory: the parsers enforce the limits above, per route.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, CONVERSATION_MAX_BODY_BYTES)
 # A request body whose next piece takes longer than this is given up (408): a client that
-# announces a body and then trickles or stops cannot hold a request open (csmsite/body_limit.py).
+# announces a body and then trickles or stops cannot hold a request open (core/body_limit.py).
 REQUEST_BODY_TIMEOUT_SECONDS = env_float(
     "REQUEST_BODY_TIMEOUT_SECONDS", 60.0, minimum=0.1, maximum=3600.0
 )
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["speech.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "csmsite.negotiation.JsonOnlyNegotiation",
-    "EXCEPTION_HANDLER": "accounts.errors.openai_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.JsonOnlyNegotiation",
+    "EXCEPTION_HANDLER": "api.errors.openai_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -379,10 +382,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "OpenAI-compatible text-to-speech with Sesame CSM-1B and eSpeak NG.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["csmsite.openapi.canonical_paths_only"],
+    "PREPROCESSING_HOOKS": ["api.openapi.canonical_paths_only"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "csmsite.openapi.error_responses",
+        "api.openapi.error_responses",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -482,18 +485,18 @@ if INGEST_STALE_SECONDS <= 2 * INGEST_HEARTBEAT_SECONDS:
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
 # plain for people at a terminal (`make run`); json (one object per line) for log stores:
-# production deployments set LOG_FORMAT=json. Both carry the request id (csmsite/logging.py).
+# production deployments set LOG_FORMAT=json. Both carry the request id (core/logging.py).
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ["plain", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "csmsite.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
     "formatters": {
         "plain": {
-            "()": "csmsite.logging.PlainFormatter",
+            "()": "core.logging.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
         },
-        "json": {"()": "csmsite.logging.JsonFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

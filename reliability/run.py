@@ -57,7 +57,7 @@ FAULTS = {
         "tests/reliability/test_storage_failures.py",
         "tests/ingest/test_ingest_jobs.py::"
         "test_a_failure_while_storing_the_voice_leaves_no_file_and_a_retry_succeeds",
-        "tests/voices/test_reap_orphans.py",
+        "tests/ingest/test_reap_orphans.py",
     ],
 }
 HOSTILE_TESTS = ["tests/security"]
@@ -150,7 +150,7 @@ print(json.dumps(keys))
 CHECK_DATA = """
 import datetime, json
 from django.core.files.storage import default_storage
-from voices.management.commands.reap_orphans import reap
+from ingest.management.commands.reap_orphans import reap
 from voices.models import Voice
 made = json.loads(MADE)
 report = reap(storage=default_storage, grace=datetime.timedelta(0), dry_run=True)

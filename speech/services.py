@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from accounts.errors import ApiError, invalid_request, service_unavailable
+from api.errors import ApiError, invalid_request, service_unavailable
 from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.audio.formats import FORMATS, AudioFormat
 from speech.engines.base import (

@@ -249,7 +249,7 @@ def test_a_request_without_a_key_gets_401_in_openai_shape(live_server_url):
 
 
 def test_a_request_without_a_key_says_no_key_was_provided(live_server_url):
-    from accounts.errors import NO_KEY_MESSAGE
+    from api.errors import NO_KEY_MESSAGE
 
     error = _assert_invalid_api_key(_speak(live_server_url))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from csmsite import healthcheck
+from core import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "csmsite" / "settings.py"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from csmsite.logging import JsonFormatter, RequestIdFilter, redact, request_id_from_header
-from csmsite.metrics import metrics_access_allowed
+from core.logging import JsonFormatter, RequestIdFilter, redact, request_id_from_header
+from core.metrics import metrics_access_allowed
 
 SPEECH = {"model": "tts-1", "input": "Hello.", "response_format": "pcm"}
 VOICE_ROUTE = "v1/audio/voices/<str:voice_id>"

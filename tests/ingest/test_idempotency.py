@@ -100,7 +100,7 @@ def test_a_duplicate_while_the_first_is_running_is_told_to_wait(api, alice, monk
     from django.core.cache import cache
 
     # The first request has claimed the key and not yet answered.
-    monkeypatch.setattr("accounts.idempotency.fingerprint", lambda request: "the-request")
+    monkeypatch.setattr("api.idempotency.fingerprint", lambda request: "the-request")
     digest = hashlib.sha256(b"busy").hexdigest()
     cache.set(
         f"idempotency:{alice.pk}:{digest}", {"state": "pending", "fingerprint": "the-request"}

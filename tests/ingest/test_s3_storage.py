@@ -27,7 +27,6 @@ from django.urls import reverse
 from scipy.signal import resample_poly
 
 from ingest.models import IngestJob
-from ingest.web_media import voice_waveform
 from speech.audio.decode import decode_audio
 from speech.audio.encoder import StreamingEncoder
 from speech.audio.formats import FORMATS
@@ -35,6 +34,7 @@ from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.registry import engine_get
 from voices.models import Voice, VoiceConsent
 from voices.services import voice_store
+from web.media import voice_waveform
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -120,7 +120,7 @@ def test_a_generation_slot_taken_before_an_outage_is_given_back_after_it(
     private_redis, settings, monkeypatch
 ):
     from accounts import limits
-    from csmsite.cache import FallbackRedisCache
+    from core.cache import FallbackRedisCache
 
     # given the limits in a Redis that will freeze, and one generation at a time per key
     cache = FallbackRedisCache(

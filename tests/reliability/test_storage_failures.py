@@ -3,7 +3,7 @@ whose write failed leaves no file, and once storage works again the same request
 
 Covered elsewhere, and counted by `make reliability` with these: the database refusing a
 voice's row after its file was written (tests/ingest/test_ingest_jobs.py), and
-`reap_orphans` removing files that a crash left without a row (tests/voices/test_reap_orphans.py).
+`reap_orphans` removing files that a crash left without a row (tests/ingest/test_reap_orphans.py).
 """
 
 import errno

@@ -224,7 +224,7 @@ def test_a_body_without_a_length_is_cut_off_once_it_passes_the_limit(
 ):
     # given a body sent chunked (no Content-Length) that passes the route's limit and then
     # pauses: a server that read on would wait for the rest, and never answer
-    from csmsite.body_limit import body_limit
+    from core.body_limit import body_limit
 
     head = _head(path, alice_key, Content_Type=content_type, Transfer_Encoding="chunked")
 

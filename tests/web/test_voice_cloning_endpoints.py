@@ -12,8 +12,8 @@ from django.urls import reverse
 from web_ui_support import sample_wav, stored_voice
 
 from ingest.models import IngestJob
-from ingest.web_media import waveform_svg_path
 from voices.models import Voice
+from web.media import waveform_svg_path
 
 # Transactional: the cloning endpoint starts its job on a thread of its own.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ import uuid
 
 from django.http import HttpRequest, HttpResponseBase
 
-from csmsite.hybrid_middleware import HybridMiddleware
+from core.hybrid_middleware import HybridMiddleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Client ids end up in log stores and response headers: short, and nothing that could forge a

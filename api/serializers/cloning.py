@@ -4,8 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from api.serializers.speech import MAX_INPUT_CHARS, MIN_TEMPERATURE
 from ingest.services import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS
-from speech.api.serializers import MAX_INPUT_CHARS, MIN_TEMPERATURE
 from speech.audio.formats import DEFAULT_FORMAT, FORMATS
 from voices.selectors import text_is_storable
 

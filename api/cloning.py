@@ -22,21 +22,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import SERVER_ERROR, ApiError
-from accounts.idempotency import idempotent
 from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
-from ingest.api import serializers as s
+from api.errors import SERVER_ERROR, ApiError
+from api.idempotency import idempotent
+from api.parsers import BoundedJSONParser
+from api.serializers import cloning as s
+from api.serializers.speech import SPEECH_RESPONSES
+from api.serializers.voices import VoiceDeletedSerializer, VoiceListSerializer
+from api.streaming import speech_response
+from api.voices import voice_list_body
 from ingest.errors import IngestError
 from ingest.models import IngestJob
 from ingest.progress import job_event
 from ingest.services import consent_create, job_start_upload, job_start_youtube
-from speech.api.parsers import BoundedJSONParser
-from speech.api.serializers import SPEECH_RESPONSES
-from speech.api.streaming import speech_response
 from speech.services import speech_plan
 from speech.synthesis import SpeechStream
-from voices.api.serializers import VoiceDeletedSerializer, VoiceListSerializer
-from voices.api.views import voice_list_body
 from voices.models import Voice, VoiceConsent
 from voices.selectors import text_is_storable, voice_resolve
 from voices.services import voice_delete

@@ -1,7 +1,7 @@
 """The web UI: the /voice-cloning page with its tabs, the Connect page, and the session
 endpoints the page calls.
 
-The API under /v1 takes Bearer keys and skips sessions and CSRF (csmsite/middleware.py), so a
+The API under /v1 takes Bearer keys and skips sessions and CSRF (core/middleware.py), so a
 browser cannot call it with its login. These endpoints take the session, need a CSRF token on
 every write, and call the same services under the same rules: consent, ownership, voice
 visibility (another user's private voice is a 404), the per-user request limit and the
@@ -27,15 +27,18 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.request import Request
 
-from accounts.errors import (
+from accounts.limits import RequestsPerMinuteThrottle
+from api.errors import (
     ApiError,
     invalid_request,
     rate_limited,
     unavailable_service_error,
     validation_error,
 )
-from accounts.limits import RequestsPerMinuteThrottle
-from ingest.api.serializers import CloneUploadSerializer, CloneYoutubeSerializer
+from api.serializers.cloning import CloneUploadSerializer, CloneYoutubeSerializer
+from api.serializers.speech import MAX_INPUT_CHARS, SpeechRequestSerializer
+from api.streaming import speech_response
+from api.voices import voice_list_body
 from ingest.errors import IngestError
 from ingest.models import IngestJob
 from ingest.progress import job_event
@@ -46,19 +49,16 @@ from ingest.services import (
     job_start_upload,
     job_start_youtube,
 )
-from ingest.web_media import WAVE_BARS, WAVE_HEIGHT, ranged_file_response, voice_waveform
-from speech.api.serializers import MAX_INPUT_CHARS, SpeechRequestSerializer
-from speech.api.streaming import speech_response
 from speech.audio.formats import DEFAULT_FORMAT
 from speech.engines.registry import engine_default_name
 from speech.models_catalog import model_ids
 from speech.services import speech_plan
 from speech.synthesis import SpeechStream
-from voices.api.views import voice_list_body
 from voices.models import Voice
 from voices.selectors import voices_visible_to
 from voices.services import voice_delete
 from voices.standard import DEFAULT_VOICE, STANDARD_VOICES
+from web.media import WAVE_BARS, WAVE_HEIGHT, ranged_file_response, voice_waveform
 
 TABS = ("clone", "voices", "generate")
 # What a browser's <audio> element plays (raw pcm has no header to play it by).

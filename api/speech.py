@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
-from speech.api.parsers import ConversationJSONParser
-from speech.api.serializers import (
+from api.parsers import ConversationJSONParser
+from api.serializers.speech import (
     SPEECH_RESPONSES,
     AudioModelListSerializer,
     ConversationRequestSerializer,
@@ -20,7 +20,7 @@ from speech.api.serializers import (
     ResponseFormatListSerializer,
     SpeechRequestSerializer,
 )
-from speech.api.streaming import speech_response
+from api.streaming import speech_response
 from speech.audio.formats import FORMATS
 from speech.models_catalog import model_ids
 from speech.services import conversation_plan, speech_plan

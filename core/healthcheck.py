@@ -1,4 +1,4 @@
-"""`python -m csmsite.healthcheck [URL]`: the container's health check (see the Dockerfile).
+"""`python -m core.healthcheck [URL]`: the container's health check (see the Dockerfile).
 
 Exits 0 when GET URL (default http://127.0.0.1:8000/healthz) answers 200 within the timeout,
 1 otherwise. It sends a Host header the server accepts, the first name in ALLOWED_HOSTS,

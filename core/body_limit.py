@@ -17,13 +17,13 @@ from typing import Any
 
 from django.conf import settings
 
-from csmsite.logging import REQUEST_ID_HEADER, request_id_from_header
+from core.logging import REQUEST_ID_HEADER, request_id_from_header
 
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 
 # Multipart framing and the form's text fields around an uploaded file.
 FORM_OVERHEAD_BYTES = 1024 * 1024
-# The watermark detector's own upload limit (speech/api/watermark_views.py).
+# The watermark detector's own upload limit (api/watermark.py).
 _WATERMARK_UPLOAD_BYTES = 25 * 1024 * 1024
 _API_PREFIXES = ("/v1/", "/api/v1/")
 # How much of a refused body is read and dropped so that the refusal reaches its client.

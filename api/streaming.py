@@ -22,11 +22,11 @@ from django.db import connections
 from django.http import StreamingHttpResponse
 from rest_framework.request import Request
 
-from accounts.errors import SERVER_ERROR, ApiError, rate_limited, service_unavailable
 from accounts.limits import generation_slot_acquire, generation_slot_release, limit_identity
 from accounts.models import ApiKey
 from accounts.services import usage_record
-from csmsite import metrics
+from api.errors import SERVER_ERROR, ApiError, rate_limited, service_unavailable
+from core import metrics
 from speech.admission import speech_slots
 from speech.engines.base import EngineError
 from speech.synthesis import SpeechStream

@@ -10,12 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import ApiError
-from voices.api.serializers import (
-    VoiceDeletedSerializer,
-    VoiceDetailSerializer,
-    VoiceListSerializer,
-)
+from api.errors import ApiError
+from api.serializers.voices import VoiceDeletedSerializer, VoiceDetailSerializer
 from voices.models import Voice
 from voices.selectors import voice_resolve, voices_visible_to
 from voices.services import voice_delete
@@ -42,16 +38,6 @@ def _standard_summary(name: str) -> dict[str, Any]:
 
 def _not_found(name_or_id: str) -> ApiError:
     return ApiError(404, f"No voice '{name_or_id}'.", param="voice_id", code="voice_not_found")
-
-
-class VoiceListView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses=VoiceListSerializer, operation_id="listVoices")
-    def get(self, request: Request) -> Response:
-        """Standard voices, then the caller's own voices and public ones (public only without a
-        key)."""
-        return Response(voice_list_body(request.user))
 
 
 def voice_list_body(user: AbstractBaseUser | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.errors import ApiError, api_error_from
+from api.errors import ApiError, api_error_from
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -32,7 +32,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from csmsite.hybrid_middleware import HybridMiddleware
+from core.hybrid_middleware import HybridMiddleware
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    """The HTTP contract: every /v1 route, OpenAI's error shape, throttling, OpenAPI."""
+
+    name = "api"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI extension for the API key authentication.
+        from api import schema  # noqa: F401

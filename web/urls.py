@@ -1,0 +1,27 @@
+"""The browser pages and the session endpoints behind them."""
+
+from django.contrib.auth.views import LogoutView
+from django.urls import path
+
+from web import accounts, pages
+
+urlpatterns = [
+    path("login/", accounts.SignInView.as_view(), name="login"),
+    # POST only (Django 5): a link or an image tag cannot sign anyone out.
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("keys/", accounts.api_keys, name="api-keys"),
+    path("keys/<int:key_id>/revoke/", accounts.api_key_revoke_view, name="api-key-revoke"),
+    path("", pages.home, name="home"),
+    path("voice-cloning", pages.voice_cloning, name="voice-cloning"),
+    path("voice-cloning/clone", pages.clone_start, name="ui-clone"),
+    path("voice-cloning/jobs/<uuid:job_id>", pages.job_status, name="ui-job"),
+    path("voice-cloning/voices/<uuid:voice_id>/audio", pages.voice_audio, name="ui-voice-audio"),
+    path(
+        "voice-cloning/voices/<uuid:voice_id>/delete",
+        pages.voice_delete_view,
+        name="ui-voice-delete",
+    ),
+    path("voice-cloning/speech", pages.speech_prepare, name="ui-speech"),
+    path("voice-cloning/speech/<str:token>", pages.speech_audio, name="ui-speech-audio"),
+    path("connect", pages.connect, name="connect"),
+]
