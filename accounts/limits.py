@@ -2,7 +2,8 @@
 
 Counters live in the Django cache: Redis in production (shared by every process, INCR is
 atomic, so a burst cannot overshoot), local memory in the embedded single-process default.
-A keyless request is limited per user.
+A keyless request (a web page, or AUTH_MODE=open) is limited per user. The API's throttle
+(api/throttling.py) and the pages call the same functions with `(user, api_key)`.
 """
 
 import threading
@@ -10,9 +11,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiKey
 
@@ -22,10 +22,10 @@ _WINDOW_SECONDS = 60
 _SLOT_TTL_SECONDS = 3600
 
 
-def limit_identity(request: Request) -> str:
-    if isinstance(request.auth, ApiKey):
-        return f"key:{request.auth.pk}"
-    return f"user:{request.user.pk}"
+def limit_identity(*, user: AbstractBaseUser, api_key: ApiKey | None) -> str:
+    if api_key is not None:
+        return f"key:{api_key.pk}"
+    return f"user:{user.pk}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class RateLimitState:
     limit: int
     remaining: int
     reset_seconds: float
+    allowed: bool = True
 
     def headers(self) -> dict[str, str]:
         return {
@@ -42,24 +43,22 @@ class RateLimitState:
         }
 
 
-class RequestsPerMinuteThrottle(BaseThrottle):
-    """A fixed one-minute window per key, counted with an atomic increment."""
+def request_budget_take(*, user: AbstractBaseUser, api_key: ApiKey | None) -> RateLimitState | None:
+    """Count one request against the caller's one-minute window (an atomic increment).
 
-    def allow_request(self, request: Request, view) -> bool:
-        limit = settings.RATE_LIMIT_REQUESTS_PER_MINUTE
-        if not limit:
-            return True
-        now = time.time()
-        window = int(now // _WINDOW_SECONDS)
-        counter = f"ratelimit:rpm:{limit_identity(request)}:{window}"
-        cache.add(counter, 0, timeout=_WINDOW_SECONDS * 2)
-        count = cache.incr(counter)
-        self._reset = _WINDOW_SECONDS - (now % _WINDOW_SECONDS)
-        request.rate_limit = RateLimitState(limit, max(0, limit - count), self._reset)
-        return count <= limit
-
-    def wait(self) -> float:
-        return self._reset
+    None when requests per minute are unlimited; otherwise the budget after this request, whose
+    `remaining` is 0 and `allowed` false once the window's limit is passed.
+    """
+    limit = settings.RATE_LIMIT_REQUESTS_PER_MINUTE
+    if not limit:
+        return None
+    now = time.time()
+    window = int(now // _WINDOW_SECONDS)
+    counter = f"ratelimit:rpm:{limit_identity(user=user, api_key=api_key)}:{window}"
+    cache.add(counter, 0, timeout=_WINDOW_SECONDS * 2)
+    count = cache.incr(counter)
+    reset = _WINDOW_SECONDS - (now % _WINDOW_SECONDS)
+    return RateLimitState(limit, max(0, limit - count), reset, allowed=count <= limit)
 
 
 # Slots taken in Redis whose release could not reach it (it went down meanwhile): given back
@@ -110,15 +109,3 @@ def generation_slot_release(identity: str) -> None:
 
 def _slot_counter(identity: str) -> str:
     return f"ratelimit:concurrent:{identity}"
-
-
-class RateLimitHeadersMixin:
-    """For API views: report the caller's request budget on every answer, 429s included."""
-
-    def finalize_response(self, request: Request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        state = getattr(request, "rate_limit", None)
-        if state is not None:
-            for name, value in state.headers().items():
-                response[name] = value
-        return response

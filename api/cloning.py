@@ -22,7 +22,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from api.errors import SERVER_ERROR, ApiError
 from api.idempotency import idempotent
 from api.parsers import BoundedJSONParser
@@ -30,11 +29,13 @@ from api.serializers import cloning as s
 from api.serializers.speech import SPEECH_RESPONSES
 from api.serializers.voices import VoiceDeletedSerializer, VoiceListSerializer
 from api.streaming import speech_response
+from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from api.voices import voice_list_body
 from ingest.errors import IngestError
 from ingest.models import IngestJob
 from ingest.progress import job_event
 from ingest.services import consent_create, job_start_upload, job_start_youtube
+from speech.audio.formats import SAMPLE_RATE as _SAMPLE_RATE
 from speech.services import speech_plan
 from speech.synthesis import SpeechStream
 from voices.models import Voice, VoiceConsent
@@ -42,7 +43,6 @@ from voices.selectors import text_is_storable, voice_resolve
 from voices.services import voice_delete
 
 _POLL_SECONDS = 0.2
-_SAMPLE_RATE = 24000
 _UPLOAD_PARSERS = [MultiPartParser, FormParser]
 
 

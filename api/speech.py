@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from api.parsers import ConversationJSONParser
 from api.serializers.speech import (
     SPEECH_RESPONSES,
@@ -21,6 +20,7 @@ from api.serializers.speech import (
     SpeechRequestSerializer,
 )
 from api.streaming import speech_response
+from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from speech.audio.formats import FORMATS
 from speech.models_catalog import model_ids
 from speech.services import conversation_plan, speech_plan

@@ -23,9 +23,9 @@ from django.http import StreamingHttpResponse
 from rest_framework.request import Request
 
 from accounts.limits import generation_slot_acquire, generation_slot_release, limit_identity
-from accounts.models import ApiKey
 from accounts.services import usage_record
 from api.errors import SERVER_ERROR, ApiError, rate_limited, service_unavailable
+from api.throttling import request_api_key
 from core import metrics
 from speech.admission import speech_slots
 from speech.engines.base import EngineError
@@ -142,8 +142,8 @@ class SpeechResponse(StreamingHttpResponse):
 async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) -> SpeechResponse:
     """Admit the caller's generation and stream it. The slots it takes are given back, and its
     usage recorded, by the worker when generation stops, however the response ends."""
-    identity = limit_identity(request)
-    api_key = request.auth if isinstance(request.auth, ApiKey) else None
+    api_key = request_api_key(request)
+    identity = limit_identity(user=request.user, api_key=api_key)
     if not generation_slot_acquire(identity):
         raise rate_limited(
             "Too many generations at once for this API key; wait for one to finish.",

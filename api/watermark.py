@@ -10,9 +10,9 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.limits import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from api.errors import invalid_request, service_unavailable
 from api.parsers import RequestTooLarge
+from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.watermark import WatermarkUnavailable, watermark_detect
 from speech.watermark.service import DETECT_RETRY_AFTER_SECONDS

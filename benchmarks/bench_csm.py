@@ -53,8 +53,9 @@ from transformers import (  # noqa: E402
     EncodecFeatureExtractor,
 )
 
+from speech.audio.formats import SAMPLE_RATE  # noqa: E402
 from speech.engines.csm.batching import CsmBatch, PrefixCache  # noqa: E402
-from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder  # noqa: E402
+from speech.engines.csm.codec import StreamingDecoder  # noqa: E402
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads  # noqa: E402
 from speech.engines.csm.prompt import CHAT_TEMPLATE, PromptBuilder, Segment  # noqa: E402
 from speech.engines.csm.random_checkpoint import (  # noqa: E402

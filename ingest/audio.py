@@ -5,8 +5,7 @@ from django.conf import settings
 
 from ingest.errors import IngestError
 from speech.audio.decode import AudioDecodeError, decode_audio, sniff_container
-
-SAMPLE_RATE = 24000
+from speech.audio.formats import SAMPLE_RATE
 
 
 def check_upload(head: bytes, size: int, *, param: str) -> None:

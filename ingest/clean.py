@@ -29,11 +29,11 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import butter, resample_poly, sosfilt
 
 from ingest.errors import IngestError
+from speech.audio.formats import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import torch
 
-SAMPLE_RATE = 24000
 
 # --- Level ---------------------------------------------------------------------------------
 TARGET_LUFS = -20.0

@@ -56,6 +56,7 @@ from yt_dlp.utils import (
 
 from ingest.errors import IngestError
 from speech.audio.decode import ALLOWED_CODECS, sniff_container
+from speech.audio.formats import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -687,7 +688,7 @@ def _start_after_end(start: float, duration: float | None) -> IngestError:
 
 
 def load_section(
-    path: Path, *, start: float, duration: float, sample_rate: int = 24000
+    path: Path, *, start: float, duration: float, sample_rate: int = SAMPLE_RATE
 ) -> np.ndarray:
     """Mono float32 audio at `sample_rate` for [start, start + duration) of the file at `path`.
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.errors import IngestError
-
-SAMPLE_RATE = 24000
+from speech.audio.formats import SAMPLE_RATE
 
 # Segments shorter than this carry too little voice to score or to learn from.
 MIN_SEGMENT_SECONDS = 0.4

@@ -22,11 +22,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from ingest.audio import SAMPLE_RATE, check_upload, decode_recording
+from ingest.audio import check_upload, decode_recording
 from ingest.errors import IngestError
 from ingest.models import IngestJob
 from ingest.progress import job_announce, job_progress
 from speech.audio.encoder import encode_wav
+from speech.audio.formats import SAMPLE_RATE
 from voices.models import Voice, VoiceConsent
 from voices.services import voice_store
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from scipy.signal import resample_poly
 
 from ingest.reference import TranscriptSegment
+from speech.audio.formats import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -56,7 +57,7 @@ _lock = threading.Lock()
 _loaded: tuple[str, "Whisper"] | None = None
 
 
-def transcribe(samples: np.ndarray, sample_rate: int = 24000) -> Transcript:
+def transcribe(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
     """Transcribe mono float32 audio (at most the first MAX_SECONDS of it), greedily.
 
     Segments keep whisper's timestamps (seconds from the start of `samples`), clamped to the

@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.request import Request
 
-from accounts.limits import RequestsPerMinuteThrottle
+from accounts.limits import request_budget_take
 from api.errors import (
     ApiError,
     invalid_request,
@@ -394,12 +394,12 @@ def _as_api_request(request: HttpRequest, user: AbstractBaseUser) -> Request:
 
 def _check_rate(api_request: Request) -> None:
     """The API's per-minute request limit, on the same counter as the user's keyless calls."""
-    throttle = RequestsPerMinuteThrottle()
-    if not throttle.allow_request(api_request, None):
+    state = request_budget_take(user=api_request.user, api_key=None)
+    if state is not None and not state.allowed:
         raise rate_limited(
             "Too many requests this minute: wait a moment and try again.",
             code="rate_limit_exceeded",
-            retry_after=throttle.wait(),
+            retry_after=state.reset_seconds,
         )
 
 

@@ -7,7 +7,7 @@ would seek back to patch a header (WAV's sizes, MP3's Xing frame) write their st
 import av
 import numpy as np
 
-from speech.audio.formats import FORMATS, OUTPUT_SAMPLE_RATE, AudioFormat
+from speech.audio.formats import FORMATS, SAMPLE_RATE, AudioFormat
 from speech.audio.frames import mono_float_frame
 
 
@@ -37,7 +37,7 @@ class StreamingEncoder:
         self._container = av.open(
             self._sink, mode="w", format=fmt.container, options=dict(fmt.muxer_options)
         )
-        self._stream = self._container.add_stream(fmt.codec, rate=OUTPUT_SAMPLE_RATE)
+        self._stream = self._container.add_stream(fmt.codec, rate=SAMPLE_RATE)
         self._stream.layout = "mono"
         if fmt.bit_rate:
             self._stream.bit_rate = fmt.bit_rate

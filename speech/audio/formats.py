@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 
-# OpenAI's speech output rate; every format is delivered at it (pcm is defined by it).
-OUTPUT_SAMPLE_RATE = 24000
+# The one sample rate of the project: OpenAI's speech output rate (pcm is defined by it), CSM's
+# codec rate, and the rate cloned voices are stored at.
+SAMPLE_RATE = 24000
 
 
 @dataclass(frozen=True)

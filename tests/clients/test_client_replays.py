@@ -41,7 +41,7 @@ import h11
 import pytest
 
 from speech.audio.decode import decode_audio, sniff_container
-from speech.audio.formats import OUTPUT_SAMPLE_RATE
+from speech.audio.formats import SAMPLE_RATE
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.espeak import EspeakEngine
 
@@ -198,8 +198,8 @@ def assert_audio(reply: Reply, container: str, content_type: str):
     assert reply.headers["content-type"] == content_type
     assert sniff_container(reply.body[:16]) == container
     with av.open(io.BytesIO(reply.body)) as decoded:
-        assert decoded.streams.audio[0].sample_rate in {OUTPUT_SAMPLE_RATE, 48000}
-    samples = decode_audio(reply.body, sample_rate=OUTPUT_SAMPLE_RATE, max_seconds=60)
+        assert decoded.streams.audio[0].sample_rate in {SAMPLE_RATE, 48000}
+    samples = decode_audio(reply.body, sample_rate=SAMPLE_RATE, max_seconds=60)
     assert samples.size > 0
     return samples
 

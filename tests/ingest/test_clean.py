@@ -9,8 +9,9 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from ingest.clean import MAX_GAIN_DB, PEAK_CEILING, SAMPLE_RATE, TARGET_LUFS, clean_audio
+from ingest.clean import MAX_GAIN_DB, PEAK_CEILING, TARGET_LUFS, clean_audio
 from ingest.errors import IngestError
+from speech.audio.formats import SAMPLE_RATE
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.registry import engine_get
 

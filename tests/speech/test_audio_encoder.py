@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import DEFAULT_FORMAT, FORMATS, OUTPUT_SAMPLE_RATE
+from speech.audio.formats import DEFAULT_FORMAT, FORMATS, SAMPLE_RATE
 
 INPUT_RATE = 22050
 TONE_HZ = 220.0
@@ -18,13 +18,13 @@ PIECE = INPUT_RATE // 10  # 100 ms
 
 # What each format's bytes must decode as: (demuxer, codec names, sample rates).
 EXPECTED = {
-    "mp3": ("mp3", {"mp3", "mp3float"}, {OUTPUT_SAMPLE_RATE}),
+    "mp3": ("mp3", {"mp3", "mp3float"}, {SAMPLE_RATE}),
     # Opus always decodes at 48 kHz, whatever rate it was encoded from.
-    "opus": ("ogg", {"opus"}, {OUTPUT_SAMPLE_RATE, 48000}),
+    "opus": ("ogg", {"opus"}, {SAMPLE_RATE, 48000}),
     # FFmpeg's ADTS demuxer is named "aac".
-    "aac": ("aac", {"aac"}, {OUTPUT_SAMPLE_RATE}),
-    "flac": ("flac", {"flac"}, {OUTPUT_SAMPLE_RATE}),
-    "wav": ("wav", {"pcm_s16le"}, {OUTPUT_SAMPLE_RATE}),
+    "aac": ("aac", {"aac"}, {SAMPLE_RATE}),
+    "flac": ("flac", {"flac"}, {SAMPLE_RATE}),
+    "wav": ("wav", {"pcm_s16le"}, {SAMPLE_RATE}),
 }
 CONTAINER_FORMATS = sorted(EXPECTED)
 
@@ -147,15 +147,15 @@ def test_pcm_is_raw_s16le_at_24khz(tone):
 
     # 2 s at 24000 Hz, two bytes a sample, no header
     assert len(data) % 2 == 0
-    assert abs(len(data) - 2 * OUTPUT_SAMPLE_RATE * SECONDS) <= 2 * 240
+    assert abs(len(data) - 2 * SAMPLE_RATE * SECONDS) <= 2 * 240
     assert not data.startswith((b"RIFF", b"fLaC", b"OggS", b"ID3"))
     samples = np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0
     # the level is the tone's (0.5 peak), not noise or silence
     assert 0.45 <= np.abs(samples).max() <= 0.55
-    middle = samples[OUTPUT_SAMPLE_RATE // 4 : -OUTPUT_SAMPLE_RATE // 4]
-    assert abs(dominant_frequency(middle, OUTPUT_SAMPLE_RATE) - TONE_HZ) <= 1.0
+    middle = samples[SAMPLE_RATE // 4 : -SAMPLE_RATE // 4]
+    assert abs(dominant_frequency(middle, SAMPLE_RATE) - TONE_HZ) <= 1.0
     # and it is the 220 Hz sine resampled to 24 kHz: a sine fit explains nearly all of it
-    assert sine_fit(middle, TONE_HZ, OUTPUT_SAMPLE_RATE) > 0.999
+    assert sine_fit(middle, TONE_HZ, SAMPLE_RATE) > 0.999
 
 
 def test_pcm_bytes_are_the_input_resampled():
@@ -209,7 +209,7 @@ def test_wav_has_a_streaming_header(tone):
     fmt_chunk = data.find(b"fmt ")
     audio_format, channels, rate = struct.unpack("<HHI", data[fmt_chunk + 8 : fmt_chunk + 16])
     bits = struct.unpack("<H", data[fmt_chunk + 22 : fmt_chunk + 24])[0]
-    assert (audio_format, channels, rate, bits) == (1, 1, OUTPUT_SAMPLE_RATE, 16)
+    assert (audio_format, channels, rate, bits) == (1, 1, SAMPLE_RATE, 16)
 
 
 def test_wav_header_arrives_with_the_first_audio(tone):
@@ -288,9 +288,9 @@ def test_any_input_rate_comes_out_at_24khz(input_rate):
     data = encoder.encode(samples) + encoder.finish()
 
     out = np.frombuffer(data, dtype="<i2").astype(np.float64)
-    assert abs(out.size - OUTPUT_SAMPLE_RATE) <= 240
-    middle = out[OUTPUT_SAMPLE_RATE // 4 : -OUTPUT_SAMPLE_RATE // 4]
-    assert abs(dominant_frequency(middle, OUTPUT_SAMPLE_RATE) - TONE_HZ) <= 2.0
+    assert abs(out.size - SAMPLE_RATE) <= 240
+    middle = out[SAMPLE_RATE // 4 : -SAMPLE_RATE // 4]
+    assert abs(dominant_frequency(middle, SAMPLE_RATE) - TONE_HZ) <= 2.0
 
 
 def test_odd_piece_sizes_encode_the_same_audio_length(tone):

@@ -19,12 +19,11 @@ from scheduler_support import hold
 
 from speech.audio.decode import decode_audio
 from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS
+from speech.audio.formats import FORMATS, SAMPLE_RATE
 from speech.engines.base import EngineState
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
 from speech.engines.csm.batching import CsmBatch
-from speech.engines.csm.codec import SAMPLE_RATE
 from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get
 from voices.models import Voice

@@ -18,12 +18,11 @@ from django.core.management import CommandError, call_command
 from huggingface_hub import errors as hub_errors
 
 from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS
+from speech.audio.formats import FORMATS, SAMPLE_RATE
 from speech.engines.base import EngineNotReady, EngineState, SynthesisParams, VoiceSpec
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
 from speech.engines.csm.batching import CsmBatch
-from speech.engines.csm.codec import SAMPLE_RATE
 from speech.engines.csm.engine import SAMPLES_PER_FRAME, CsmEngine
 from speech.engines.csm.loading import CsmOptions, describe_failure, load_csm
 from speech.engines.csm.prompt import Segment

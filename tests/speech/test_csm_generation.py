@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from speech.audio.formats import SAMPLE_RATE
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.csm import batching
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm.batching import CsmBatch, GrowingLayer, PrefixCache
-from speech.engines.csm.codec import SAMPLE_RATE, StreamingDecoder, encode_audio
+from speech.engines.csm.codec import StreamingDecoder, encode_audio
 from speech.engines.csm.engine import (
     DEFAULT_TEMPERATURE,
     DEFAULT_TOPK,

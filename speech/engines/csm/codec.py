@@ -19,8 +19,6 @@ from transformers.models.mimi.modeling_mimi import (
     MimiResnetBlock,
 )
 
-SAMPLE_RATE = 24000
-
 
 def encode_audio(codec: MimiModel, samples: torch.Tensor) -> torch.Tensor:
     """Codes of mono `samples` at 24 kHz, shape (frames, codebooks)."""

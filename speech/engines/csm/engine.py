@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError, close_old_connections
 
 from speech.audio.decode import AudioDecodeError, decode_audio
+from speech.audio.formats import SAMPLE_RATE
 from speech.engines.base import (
     Capabilities,
     ContextTurn,
@@ -26,7 +27,6 @@ from speech.engines.base import (
 )
 from speech.engines.csm.batching import CsmBatch, PrefixCache
 from speech.engines.csm.codec import (
-    SAMPLE_RATE,
     StreamingDecoder,
     codec_fingerprint,
     encode_audio,

@@ -19,6 +19,7 @@ from transformers import (
 )
 from transformers.models.mimi.modeling_mimi import MimiEuclideanCodebook
 
+from speech.audio.formats import SAMPLE_RATE
 from speech.engines.csm.prompt import CHAT_TEMPLATE
 
 BEGIN_OF_TEXT = "<|begin_of_text|>"
@@ -117,7 +118,7 @@ def build_random_checkpoint(directory: Path, *, size: dict, seed: int = 0) -> Pa
             module._embed = None
     model.save_pretrained(directory)
     processor = CsmProcessor(
-        feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=24000),
+        feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE),
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )

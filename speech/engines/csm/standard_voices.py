@@ -16,6 +16,7 @@ import numpy as np
 from django.db import close_old_connections, transaction
 
 from speech.audio.encoder import encode_wav
+from speech.audio.formats import SAMPLE_RATE
 from voices.models import Voice
 from voices.services import voice_store
 from voices.standard import STANDARD_VOICES
@@ -88,14 +89,14 @@ def _create(name: str, generate: ReferenceGenerator) -> Voice:
         source=Voice.Source.GENERATED,
         reference_text=sentence,
         speaker_id=speaker,
-        duration_seconds=samples.size / 24000,
+        duration_seconds=samples.size / SAMPLE_RATE,
         is_public=True,
     )
     # voice_store writes the file, then the row, and removes the file if the row fails; the
     # old reference's row goes in the same transaction (its file once that commits).
     with transaction.atomic():
         Voice.objects.filter(owner__isnull=True, name=name).delete()
-        voice_store(voice=voice, reference_wav=encode_wav(samples, 24000))
+        voice_store(voice=voice, reference_wav=encode_wav(samples, SAMPLE_RATE))
     logger.info(
         "standard voice %s prepared (%.1f s of reference audio)", name, voice.duration_seconds
     )
