@@ -23,6 +23,7 @@ from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.error_codes import ErrorCode
 from api.errors import ApiError, api_error_from
 
 HEADER = "Idempotency-Key"
@@ -47,7 +48,7 @@ def _request_key(request: Request) -> str | None:
             400,
             f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} characters long.",
             param=HEADER,
-            code="invalid_idempotency_key",
+            code=ErrorCode.INVALID_IDEMPOTENCY_KEY,
         )
     return key
 
@@ -87,14 +88,14 @@ def _refusal(entry: dict[str, Any], print_: str) -> ApiError | None:
             422,
             f"This {HEADER} was already used with a different request.",
             param=HEADER,
-            code="idempotency_key_reused",
+            code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
         )
     if entry["state"] == _PENDING:
         return ApiError(
             409,
             f"A request with this {HEADER} is still in progress; retry later.",
             param=HEADER,
-            code="idempotency_key_in_progress",
+            code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
             headers={"Retry-After": "1"},
         )
     return None
@@ -118,7 +119,7 @@ def _claim(request: Request, key: str) -> tuple[str, str, Response | None]:
             409,
             "A request with this Idempotency-Key is in progress; retry shortly.",
             param="Idempotency-Key",
-            code="idempotency_key_in_progress",
+            code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
         )
     refusal = _refusal(entry, print_)
     if refusal is not None:
@@ -129,9 +130,9 @@ def _claim(request: Request, key: str) -> tuple[str, str, Response | None]:
     return cache_key, print_, replay
 
 
-def _answer_of(exc: Exception) -> Response | None:
+def _answer_of(view: Any, exc: Exception) -> Response | None:
     """The response DRF will make of `exc`, when it is a request error (not a server fault)."""
-    error = api_error_from(exc)
+    error = api_error_from(exc, params=getattr(view, "error_params", None))
     if error is None:
         return None
     return Response(error.body(), status=error.status)
@@ -167,7 +168,7 @@ def idempotent(handler: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 response = await handler(self, request, *args, **kwargs)
             except Exception as exc:
-                await sync_to_async(_settle)(cache_key, print_, _answer_of(exc))
+                await sync_to_async(_settle)(cache_key, print_, _answer_of(self, exc))
                 raise
             except BaseException:
                 # Cancelled (the client went away): release the key now, without awaiting, so
@@ -190,7 +191,7 @@ def idempotent(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             response = handler(self, request, *args, **kwargs)
         except Exception as exc:
-            _settle(cache_key, print_, _answer_of(exc))
+            _settle(cache_key, print_, _answer_of(self, exc))
             raise
         _settle(cache_key, print_, response)
         return response

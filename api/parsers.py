@@ -4,10 +4,12 @@ from django.conf import settings
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
+from api.error_codes import ErrorCode
+
 
 class RequestTooLarge(APIException):
     status_code = 413
-    default_code = "request_too_large"
+    default_code = ErrorCode.REQUEST_TOO_LARGE
 
 
 class BoundedJSONParser(JSONParser):

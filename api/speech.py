@@ -1,38 +1,37 @@
-"""The OpenAI audio API: thin views over the speech services."""
+"""Speech: OpenAI's POST /v1/audio/speech, the conversation route, and the base of every view
+that speaks."""
 
-import time
+from typing import Any
 
 from adrf.views import APIView as AsyncAPIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from api.parsers import ConversationJSONParser
 from api.serializers.speech import (
     SPEECH_RESPONSES,
-    AudioModelListSerializer,
     ConversationRequestSerializer,
-    ModelListSerializer,
-    ResponseFormatListSerializer,
     SpeechRequestSerializer,
 )
 from api.streaming import speech_response
 from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
-from speech.audio.formats import FORMATS
-from speech.models_catalog import model_ids
 from speech.services import conversation_plan, speech_plan
 from speech.synthesis import SpeechStream
 
-# Models have no creation date of their own; report when this process started serving them.
-_SERVED_SINCE = int(time.time())
 
-
-class SpeechView(RateLimitHeadersMixin, AsyncAPIView):
+# A view that generates speech: limited per key, answered by streaming the plan. (No
+# docstring: the schema would show it as each operation's description.)
+class SpeakingView(RateLimitHeadersMixin, AsyncAPIView):
     throttle_classes = [RequestsPerMinuteThrottle]
 
+    async def speak(self, request: Request, data: dict[str, Any], *, sse: bool = False) -> Response:
+        plan = await speech_plan(user=request.user, data=data)
+        return await speech_response(SpeechStream(plan), sse=sse, request=request)
+
+
+class SpeechView(SpeakingView):
     @extend_schema(
         operation_id="createSpeech",
         request=SpeechRequestSerializer,
@@ -50,13 +49,10 @@ class SpeechView(RateLimitHeadersMixin, AsyncAPIView):
         serializer = SpeechRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        plan = await speech_plan(user=request.user, data=data)
-        sse = data["stream_format"] == "sse"
-        return await speech_response(SpeechStream(plan), sse=sse, request=request)
+        return await self.speak(request, data, sse=data["stream_format"] == "sse")
 
 
-class ConversationView(RateLimitHeadersMixin, AsyncAPIView):
-    throttle_classes = [RequestsPerMinuteThrottle]
+class ConversationView(SpeakingView):
     parser_classes = [ConversationJSONParser]
 
     @extend_schema(
@@ -70,32 +66,3 @@ class ConversationView(RateLimitHeadersMixin, AsyncAPIView):
         serializer.is_valid(raise_exception=True)
         plan = await conversation_plan(data=serializer.validated_data, user=request.user)
         return await speech_response(SpeechStream(plan), sse=False, request=request)
-
-
-class ModelListView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses=ModelListSerializer, operation_id="listModels")
-    def get(self, request: Request) -> Response:
-        models = [
-            {"id": name, "object": "model", "created": _SERVED_SINCE, "owned_by": "csm-server"}
-            for name in model_ids()
-        ]
-        return Response({"object": "list", "data": models})
-
-
-class AudioModelListView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses=AudioModelListSerializer, operation_id="listAudioModels")
-    def get(self, request: Request) -> Response:
-        return Response({"models": [{"id": name} for name in model_ids()]})
-
-
-class ResponseFormatListView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(responses=ResponseFormatListSerializer, operation_id="listResponseFormats")
-    def get(self, request: Request) -> Response:
-        formats = [{"id": fmt.name, "content_type": fmt.content_type} for fmt in FORMATS.values()]
-        return Response({"response_formats": formats})

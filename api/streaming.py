@@ -18,15 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
 from django.http import StreamingHttpResponse
 from rest_framework.request import Request
 
 from accounts.limits import generation_slot_acquire, generation_slot_release, limit_identity
+from accounts.models import ApiKey
 from accounts.services import usage_record
-from api.errors import SERVER_ERROR, ApiError, rate_limited, service_unavailable
+from api.error_codes import ErrorCode, ErrorType
+from api.errors import ApiError, rate_limited, service_unavailable
 from api.throttling import request_api_key
-from core import metrics
+from speech import metrics
 from speech.admission import speech_slots
 from speech.engines.base import EngineError
 from speech.synthesis import SpeechStream
@@ -140,21 +143,29 @@ class SpeechResponse(StreamingHttpResponse):
 
 
 async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) -> SpeechResponse:
+    """`speech_stream_response` for an API request's caller."""
+    return await speech_stream_response(
+        stream, sse=sse, user=request.user, api_key=request_api_key(request)
+    )
+
+
+async def speech_stream_response(
+    stream: SpeechStream, *, sse: bool, user: AbstractBaseUser, api_key: ApiKey | None
+) -> SpeechResponse:
     """Admit the caller's generation and stream it. The slots it takes are given back, and its
     usage recorded, by the worker when generation stops, however the response ends."""
-    api_key = request_api_key(request)
-    identity = limit_identity(user=request.user, api_key=api_key)
+    identity = limit_identity(user=user, api_key=api_key)
     if not generation_slot_acquire(identity):
         raise rate_limited(
             "Too many generations at once for this API key; wait for one to finish.",
-            code="concurrency_limit_exceeded",
+            code=ErrorCode.CONCURRENCY_LIMIT_EXCEEDED,
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
     if not speech_slots.try_acquire():
         generation_slot_release(identity)
         raise service_unavailable(
             "The server is busy generating other requests; retry shortly.",
-            code="server_busy",
+            code=ErrorCode.SERVER_BUSY,
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
 
@@ -168,7 +179,7 @@ async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) 
         try:
             if stream.audio_seconds > 0:
                 usage_record(
-                    user=request.user,
+                    user=user,
                     api_key=api_key,
                     input_characters=stream.plan.input_characters,
                     audio_seconds=stream.audio_seconds,
@@ -225,10 +236,10 @@ def _engine_error(exc: EngineError) -> ApiError:
     if exc.retryable:
         return service_unavailable(
             f"Speech generation failed: {exc.message}",
-            code="engine_error",
+            code=ErrorCode.ENGINE_ERROR,
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
-    return ApiError(500, f"Speech generation failed: {exc.message}", type=SERVER_ERROR)
+    return ApiError(500, f"Speech generation failed: {exc.message}", type=ErrorType.SERVER_ERROR)
 
 
 async def _stop_on_failure(

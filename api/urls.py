@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api import cloning, speech, voices, watermark
+from api import catalog, cloning, consents, speech, voices, watermark
 
 urlpatterns = [
     # Speech (OpenAI's audio API) and the original server's conversation route.
@@ -10,12 +10,12 @@ urlpatterns = [
     path("audio/conversation", speech.ConversationView.as_view(), name="conversation"),
     path(
         "audio/speech/response-formats",
-        speech.ResponseFormatListView.as_view(),
+        catalog.ResponseFormatListView.as_view(),
         name="response-formats",
     ),
     # The catalog of models.
-    path("audio/models", speech.AudioModelListView.as_view(), name="audio-models"),
-    path("models", speech.ModelListView.as_view(), name="models"),
+    path("audio/models", catalog.AudioModelListView.as_view(), name="audio-models"),
+    path("models", catalog.ModelListView.as_view(), name="models"),
     # The watermark detector.
     path(
         "audio/watermark/detect",
@@ -23,13 +23,13 @@ urlpatterns = [
         name="watermark-detect",
     ),
     # Voices, OpenAI's shape: GET lists voices, POST creates one.
-    path("audio/voices", cloning.VoicesView.as_view(), name="voices-create"),
+    path("audio/voices", voices.VoicesView.as_view(), name="voices-create"),
     path("audio/voices/<str:voice_id>", voices.VoiceDetailView.as_view(), name="voice-detail"),
     # Consent recordings.
-    path("audio/voice_consents", cloning.VoiceConsentListView.as_view(), name="voice-consents"),
+    path("audio/voice_consents", consents.VoiceConsentListView.as_view(), name="voice-consents"),
     path(
         "audio/voice_consents/<str:consent_id>",
-        cloning.VoiceConsentDetailView.as_view(),
+        consents.VoiceConsentDetailView.as_view(),
         name="voice-consent-detail",
     ),
     # Cloning, the original server's routes.

@@ -10,12 +10,12 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.errors import invalid_request, service_unavailable
+from api.error_codes import ErrorCode
+from api.errors import invalid_request
 from api.parsers import RequestTooLarge
 from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from speech.audio.decode import AudioDecodeError, decode_audio
-from speech.watermark import WatermarkUnavailable, watermark_detect
-from speech.watermark.service import DETECT_RETRY_AFTER_SECONDS
+from speech.watermark import watermark_detect
 
 # OpenAI's limit for an audio upload.
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -87,15 +87,9 @@ def _detect(request: Request) -> dict[str, Any]:
     try:
         samples = decode_audio(upload.read(), sample_rate=_ANALYSIS_RATE, max_seconds=MAX_SECONDS)
     except AudioDecodeError as exc:
-        raise invalid_request(str(exc), param="file", code="invalid_value") from exc
-    try:
-        detection = watermark_detect(samples, _ANALYSIS_RATE)
-    except WatermarkUnavailable as exc:
-        raise service_unavailable(
-            exc.message,
-            code="watermark_loading" if exc.loading else "watermark_unavailable",
-            retry_after=DETECT_RETRY_AFTER_SECONDS if exc.loading else None,
-        ) from exc
+        raise invalid_request(str(exc), param="file", code=ErrorCode.INVALID_VALUE) from exc
+    # WatermarkUnavailable (loading or off) reaches the caller through the error table.
+    detection = watermark_detect(samples, _ANALYSIS_RATE)
     return {
         "detected": detection.detected,
         "probability": detection.probability,

@@ -36,7 +36,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from transformers import (  # noqa: E402
 )
 
 from speech.audio.formats import SAMPLE_RATE  # noqa: E402
+from speech.engines.csm import engine as csm_engine  # noqa: E402
 from speech.engines.csm.batching import CsmBatch, PrefixCache  # noqa: E402
 from speech.engines.csm.codec import StreamingDecoder  # noqa: E402
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads  # noqa: E402
@@ -94,31 +94,14 @@ class Schedule:
 
 
 def engine_schedule() -> Schedule:
-    """Import the engine's constants, so the benchmark follows any change to them.
-
-    The engine module needs Django settings; they get a throwaway VAR_DIR and no external
-    services, so nothing under `var/` or a configured database is touched.
-    """
-    # Settings write to VAR_DIR only while they load; nothing here reads it afterwards.
-    with tempfile.TemporaryDirectory(prefix="bench-csm-") as var_dir:
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="csmsite.settings",
-            VAR_DIR=var_dir,
-            # Empty, not absent: an absent variable would be filled in from a .env file.
-            DATABASE_URL="",
-            REDIS_URL="",
-        )
-        import django
-
-        django.setup()
-        from speech.engines.csm import engine
-
+    """The engine's own constants, so the benchmark follows any change to them (the engine
+    layer needs no database, so importing it sets nothing up)."""
     return Schedule(
-        first_emit=engine.FIRST_EMIT_FRAMES,
-        emit=engine.EMIT_FRAMES,
-        frame_rate=engine.FRAME_RATE,
-        temperature=engine.DEFAULT_TEMPERATURE,
-        topk=engine.DEFAULT_TOPK,
+        first_emit=csm_engine.FIRST_EMIT_FRAMES,
+        emit=csm_engine.EMIT_FRAMES,
+        frame_rate=csm_engine.FRAME_RATE,
+        temperature=csm_engine.DEFAULT_TEMPERATURE,
+        topk=csm_engine.DEFAULT_TOPK,
     )
 
 

@@ -7,7 +7,9 @@ front of Django: it refuses at once a body whose Content-Length is over the rout
 stops reading a body (chunked, or lying about its length) as soon as it passes the limit, and
 gives up on a body whose next piece does not arrive within REQUEST_BODY_TIMEOUT_SECONDS.
 The exact per-route limits (a JSON body, a conversation, an upload) stay with the parsers;
-this one is the same or a little larger, so it never refuses what they would accept.
+this one is the same or a little larger, so it never refuses what they would accept. The app
+that serves the routes declares them here when it is ready (api/body_limits.py): this module
+names no route and no limit of its own.
 """
 
 import asyncio
@@ -20,36 +22,47 @@ from django.conf import settings
 from core.logging import REQUEST_ID_HEADER, request_id_from_header
 
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+# A limit in bytes, read for each request so that a changed setting applies at once.
+Limit = Callable[[], int]
 
 # Multipart framing and the form's text fields around an uploaded file.
 FORM_OVERHEAD_BYTES = 1024 * 1024
-# The watermark detector's own upload limit (api/watermark.py).
-_WATERMARK_UPLOAD_BYTES = 25 * 1024 * 1024
-_API_PREFIXES = ("/v1/", "/api/v1/")
 # How much of a refused body is read and dropped so that the refusal reaches its client.
 DRAIN_MAX_BYTES = 64 * 1024 * 1024
 DRAIN_MAX_SECONDS = 5.0
 DRAIN_IDLE_SECONDS = 0.5
-_UPLOAD_ROUTES = (
-    "voice-cloning/clone",
-    "audio/voices",
-    "audio/voice_consents",
-    "audio/watermark/detect",
-)
+
+# API routes (as listed under each of settings.API_URL_PREFIXES) whose bodies may be larger than
+# API_MAX_BODY_BYTES, declared by the app that serves them.
+_json_routes: dict[str, Limit] = {}
+_upload_routes: dict[str, Limit] = {}
+
+
+def register_json_route(route: str, limit: Limit) -> None:
+    """Let JSON bodies to the API route `route` (as api/urls.py lists it) reach `limit()`."""
+    _json_routes[route] = limit
+
+
+def register_upload_route(route: str, limit: Limit) -> None:
+    """Let the API route `route` take a multipart upload of `limit()` bytes (and its form)."""
+    _upload_routes[route] = limit
 
 
 def _upload_limit() -> int:
-    return max(settings.VOICE_UPLOAD_MAX_BYTES, _WATERMARK_UPLOAD_BYTES) + FORM_OVERHEAD_BYTES
+    # Every upload route takes the largest upload: the owners' parsers give the exact refusal,
+    # worded for their own route, of anything between their limit and this one.
+    largest = max((limit() for limit in _upload_routes.values()), default=0)
+    return largest + FORM_OVERHEAD_BYTES
 
 
 def body_limit(path: str) -> int:
     """The most bytes a request body to `path` may have."""
-    for prefix in _API_PREFIXES:
-        if path.startswith(prefix):
-            route = path[len(prefix) :]
-            if route == "audio/conversation":
-                return settings.CONVERSATION_MAX_BODY_BYTES
-            if route in _UPLOAD_ROUTES:
+    for prefix in settings.API_URL_PREFIXES:
+        if path.startswith(f"/{prefix}"):
+            route = path[len(prefix) + 1 :]
+            if route in _json_routes:
+                return _json_routes[route]()
+            if route in _upload_routes:
                 return _upload_limit()
             return settings.API_MAX_BODY_BYTES
     # Browser pages and the admin: the cloning form's upload is the largest body they take.

@@ -1,12 +1,23 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators.
+
+Readiness needs the database, and whatever the apps register here (speech: its default engine,
+in SpeechConfig.ready()), each reporting whether it is ready and what to say about it."""
+
+from collections.abc import Callable
+from typing import Any
 
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from speech.engines.registry import engine_default_name, engine_is_ready, engine_states
-from speech.watermark import watermark_status
+# Whether a part of the server is ready, and the fields it adds to /readyz's body.
+ReadinessCheck = Callable[[], tuple[bool, dict[str, Any]]]
+_readiness_checks: list[ReadinessCheck] = []
+
+
+def register_readiness_check(check: ReadinessCheck) -> None:
+    _readiness_checks.append(check)
 
 
 @require_GET
@@ -17,20 +28,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready to serve speech: the database answers and the default engine is loaded."""
+    """Ready to serve speech: the database answers and every registered check is ready."""
     try:
         connection.ensure_connection()
         database = "ok"
     except DatabaseError:
         database = "unreachable"
-    default_engine = engine_default_name()
-    ready = database == "ok" and engine_is_ready(default_engine)
-    body = {
-        "status": "ready" if ready else "not_ready",
-        "database": database,
-        "default_engine": default_engine,
-        "engines": engine_states(),
-        # Reported, not required: without its weights speech goes out unmarked.
-        "watermark": watermark_status(),
-    }
+    ready = database == "ok"
+    details: dict[str, Any] = {}
+    for check in _readiness_checks:
+        check_ready, check_details = check()
+        ready = ready and check_ready
+        details.update(check_details)
+    body = {"status": "ready" if ready else "not_ready", "database": database, **details}
     return JsonResponse(body, status=200 if ready else 503)

@@ -8,8 +8,7 @@ from core.metrics import metrics_view
 
 urlpatterns = [
     # The OpenAI-style prefix, and the original server's /api/v1 prefix, serve the same API.
-    path("v1/", include("api.urls")),
-    path("api/v1/", include("api.urls")),
+    *(path(prefix, include("api.urls")) for prefix in settings.API_URL_PREFIXES),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -2,10 +2,15 @@
 
 import numpy as np
 from django.conf import settings
+from django.core.files import File
 
 from ingest.errors import IngestError
 from speech.audio.decode import AudioDecodeError, decode_audio, sniff_container
 from speech.audio.formats import SAMPLE_RATE
+
+# The field a cloning upload is reported under, as the cloning API and the page name it (a
+# route that names it otherwise, such as OpenAI's audio_sample, renames it).
+UPLOAD_PARAM = "audio_file"
 
 
 def check_upload(head: bytes, size: int, *, param: str) -> None:
@@ -35,3 +40,12 @@ def decode_recording(data: bytes, *, param: str) -> np.ndarray:
         )
     except AudioDecodeError as exc:
         raise IngestError(str(exc), code="invalid_audio", param=param) from exc
+
+
+def recording_checked(recording: File, *, param: str) -> bytes:
+    """The recording's bytes, once they are known to decode within the limits (IngestError
+    about `param` otherwise): what a consent recording is checked by before it is stored."""
+    data = recording.read()
+    check_upload(data[:16], len(data), param=param)
+    decode_recording(data, param=param)
+    return data

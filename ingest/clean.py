@@ -218,6 +218,7 @@ def _vad() -> "torch.nn.Module":
     """The process's VAD model; call with `_vad_lock` held."""
     global _vad_model
     if _vad_model is None:
+        # Deferred: silero-vad loads only in a process that cleans a recording.
         from silero_vad import load_silero_vad
 
         # Its loader uses APIs that torch and importlib now call deprecated; nothing to act on.
@@ -229,6 +230,7 @@ def _vad() -> "torch.nn.Module":
 
 def _detect_speech(audio: np.ndarray) -> list[tuple[int, int]]:
     """Speech as sorted [start, end) sample ranges at SAMPLE_RATE."""
+    # Deferred: silero-vad loads only in a process that cleans a recording.
     import torch
     from silero_vad import get_speech_timestamps
 

@@ -181,9 +181,9 @@ class AddressGuard:
 
 
 def _guard_from_settings(resolver: Resolver) -> AddressGuard:
-    return AddressGuard(
-        resolver=resolver, allow_loopback=bool(settings.YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS)
-    )
+    # The switch exists only in the test settings (csmsite/settings/test.py).
+    allow_loopback = bool(getattr(settings, "YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS", False))
+    return AddressGuard(resolver=resolver, allow_loopback=allow_loopback)
 
 
 # --- The caller's link -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 
 class IngestError(Exception):
     """The input cannot make a voice. `message` is for the caller; `code` names the problem
-    (e.g. "not_audio", "too_short", "silent", "url_not_allowed") and `param` the field."""
+    (e.g. "not_audio", "too_short", "silent", "url_not_allowed") and `param` the request field
+    it is about, as the cloning routes name it (download.URL_PARAM, audio.UPLOAD_PARAM)."""
 
     def __init__(self, message: str, *, code: str, param: str | None = None) -> None:
         super().__init__(message)

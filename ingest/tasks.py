@@ -3,8 +3,6 @@
 from celery import shared_task
 from django.conf import settings
 
-from ingest.services import job_fail_unexpectedly, job_is_running, job_run
-
 
 @shared_task(
     bind=True,
@@ -15,14 +13,17 @@ from ingest.services import job_fail_unexpectedly, job_is_running, job_run
     max_retries=None,
 )
 def ingest_job_task(self, job_id: str) -> None:
+    # Deferred: the pipeline loads torch, which a process that only queues jobs never needs.
+    from ingest import pipeline
+
     try:
-        job_run(job_id)
+        pipeline.job_run(job_id)
     except Exception as exc:
         if self.request.retries >= settings.INGEST_MAX_RETRIES:
-            job_fail_unexpectedly(job_id)
+            pipeline.job_fail_unexpectedly(job_id)
             raise
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
-    if not self.request.is_eager and job_is_running(job_id):
+    if not self.request.is_eager and pipeline.job_is_running(job_id):
         # Another worker holds the job: a duplicate delivery, or the redelivery of a job whose
         # worker was killed a moment ago and whose heartbeat has not gone stale yet. Look again
         # once it would have: the job is then finished, still beating, or taken over here.

@@ -139,6 +139,7 @@ def _model() -> "Whisper":
 
 
 def _load(name: str) -> "Whisper":
+    # Deferred: whisper loads only in a process that transcribes.
     import torch
     import whisper
 
@@ -161,6 +162,7 @@ def _load(name: str) -> "Whisper":
 
 def describe_failure(exc: BaseException, name: str) -> str:
     """Why the model could not load and what to do about it, without any path."""
+    # Deferred: whisper loads only in a process that transcribes.
     import torch
     import whisper
 
@@ -192,6 +194,7 @@ def describe_failure(exc: BaseException, name: str) -> str:
 
 def _language(model: "Whisper") -> str | None:
     """The language to decode in: None lets whisper detect it."""
+    # Deferred: whisper loads only in a process that transcribes.
     from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
     # English-only checkpoints know no other language (whisper would ignore the setting).

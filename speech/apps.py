@@ -1,6 +1,10 @@
 from django.apps import AppConfig
-from django.db import transaction
 from django.db.models.signals import post_save
+
+from core.health import register_readiness_check
+from speech.engines.registry import engines_use_references
+from speech.health import speech_readiness
+from speech.metrics import register_speech_metrics
 
 
 class SpeechConfig(AppConfig):
@@ -8,16 +12,12 @@ class SpeechConfig(AppConfig):
     verbose_name = "Speech"
 
     def ready(self) -> None:
+        # Models (and so the provider built on them) can be imported only once apps are ready.
+        from speech.references import VoiceReferences, voice_saved
         from voices.models import Voice
 
-        post_save.connect(_voice_saved, sender=Voice, dispatch_uid="speech-voice-created")
-
-
-def _voice_saved(sender, instance, created: bool, **kwargs) -> None:
-    """A new voice's reference is prepared for the engines once the voice is committed (the
-    codes of its reference, say), so its first request does not pay for it."""
-    if created and instance.reference_audio:
-        from speech.engines.registry import engines_voice_created
-
-        voice_id = str(instance.pk)
-        transaction.on_commit(lambda: engines_voice_created(voice_id))
+        # The engines learn of stored voices only through this provider.
+        engines_use_references(VoiceReferences())
+        post_save.connect(voice_saved, sender=Voice, dispatch_uid="speech-voice-created")
+        register_speech_metrics()
+        register_readiness_check(speech_readiness)

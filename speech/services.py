@@ -7,7 +7,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from api.errors import ApiError, invalid_request, service_unavailable
 from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.audio.formats import FORMATS, AudioFormat
 from speech.engines.base import (
@@ -19,6 +18,7 @@ from speech.engines.base import (
     VoiceSpec,
 )
 from speech.engines.registry import engine_get
+from speech.errors import EngineUnavailable, InvalidInput, SpeechErrorCode, UnknownModel
 from speech.models_catalog import engine_name_for_model
 from speech.text import chunk_text, normalise_text
 from speech.verbalise import verbalise
@@ -48,7 +48,7 @@ class SpeechPlan:
 
 
 async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) -> SpeechPlan:
-    """Resolve model, voice and text of a validated request; raise ApiError for what is wrong.
+    """Resolve model, voice and text of a validated request; raise SpeechError for what is wrong.
 
     Async because only a stored voice needs the database: a standard voice costs no thread hop.
     """
@@ -63,10 +63,10 @@ async def conversation_plan(
     """The next turn of a conversation: `text` spoken by `speaker_id` after the context turns."""
     engine = _engine_for(data["model"])
     if not engine.capabilities.context:
-        raise invalid_request(
+        raise InvalidInput(
             f"The '{engine.name}' engine cannot take conversation context; use model 'csm-1b'.",
-            param="model",
-            code="model_not_supported",
+            field="model",
+            code=SpeechErrorCode.MODEL_NOT_SUPPORTED,
         )
     # Decoding is CPU work on untrusted data: off the event loop.
     turns = await sync_to_async(_context_turns, thread_sensitive=False)(
@@ -91,10 +91,10 @@ def _context_turns(items: list[dict[str, Any]], sample_rate: int) -> tuple[Conte
                 item["audio"], sample_rate=sample_rate, max_seconds=CONTEXT_MAX_AUDIO_SECONDS
             )
         except AudioDecodeError as exc:
-            raise invalid_request(
+            raise InvalidInput(
                 f"Context item {index}: {exc}",
-                param=f"context[{index}].audio",
-                code="invalid_audio",
+                field=f"context[{index}].audio",
+                code=SpeechErrorCode.INVALID_AUDIO,
             ) from exc
         text = verbalise(normalise_text(item["text"]))
         turns.append(ContextTurn(speaker=item["speaker"], text=text, samples=samples))
@@ -105,17 +105,17 @@ def _plan(
     engine: Engine,
     voice: VoiceSpec,
     raw_text: str,
-    text_param: str,
+    text_field: str,
     data: dict[str, Any],
     *,
     owner: str,
 ) -> SpeechPlan:
     text = verbalise(normalise_text(raw_text))
     if not text:
-        raise invalid_request(
-            f"The {text_param} contains nothing that can be spoken.",
-            param=text_param,
-            code="empty_string",
+        raise InvalidInput(
+            f"The {text_field} contains nothing that can be spoken.",
+            field=text_field,
+            code=SpeechErrorCode.EMPTY_TEXT,
         )
     capabilities = engine.capabilities
     native_speed, stretch = _split_speed(data["speed"], capabilities.native_speed_range)
@@ -149,21 +149,17 @@ def _plan(
 def _engine_for(model: str) -> Engine:
     name = engine_name_for_model(model)
     if name is None:
-        raise ApiError(
-            404,
+        raise UnknownModel(
             f"The model '{model}' does not exist. See GET /v1/models for the models served here.",
-            param="model",
-            code="model_not_found",
+            field="model",
         )
     engine = engine_get(name)
     try:
         engine.ensure_ready()
     except EngineNotReady as exc:
         loading = exc.state is EngineState.LOADING
-        raise service_unavailable(
-            exc.message,
-            code="engine_loading" if loading else "engine_unavailable",
-            retry_after=_LOADING_RETRY_AFTER if loading else None,
+        raise EngineUnavailable(
+            exc.message, loading=loading, retry_after=_LOADING_RETRY_AFTER
         ) from exc
     return engine
 
@@ -174,18 +170,18 @@ async def _voice_for(user: AbstractBaseUser | None, requested: str, engine: Engi
         return VoiceSpec(name=standard, standard=standard)
     voice = await sync_to_async(voice_resolve)(user=user, name_or_id=requested)
     if voice is None or not voice.reference_audio:
-        raise invalid_request(
+        raise InvalidInput(
             f"Voice '{requested}' not found. Use one of {', '.join(STANDARD_VOICES)}, "
             "or a voice listed by GET /v1/audio/voices.",
-            param="voice",
-            code="voice_not_found",
+            field="voice",
+            code=SpeechErrorCode.VOICE_NOT_FOUND,
         )
     if not engine.capabilities.cloning:
-        raise invalid_request(
+        raise InvalidInput(
             f"Voice '{requested}' is a cloned voice, which the '{engine.name}' engine cannot "
             "speak. Use a model served by an engine that clones voices.",
-            param="voice",
-            code="voice_not_supported",
+            field="voice",
+            code=SpeechErrorCode.VOICE_NOT_SUPPORTED,
         )
     return VoiceSpec(
         name=voice.name,

@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: personas and a live uvicorn server on loopback."""
+"""Fixtures shared by all tests: personas and a live uvicorn server on loopback (the cloning
+and Whisper fixtures are in tests/support/)."""
 
 import os
 import socket
@@ -12,9 +13,12 @@ import pytest
 import uvicorn
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.core.management import call_command
 from openai import OpenAI
 
 from accounts.services import api_key_create
+
+pytest_plugins = ["tests.support.fixtures", "tests.support.whisper"]
 
 # The Hub is never reachable from tests: fail fast instead of waiting for network timeouts.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -92,8 +96,15 @@ def openai_client(live_server_url: str, alice_key: str) -> OpenAI:
     return OpenAI(base_url=f"{live_server_url}/v1", api_key=alice_key, max_retries=0, timeout=60)
 
 
+@pytest.fixture(scope="session")
+def static_collected() -> None:
+    """STATIC_ROOT filled, as `make run` and the image build fill it: WhiteNoise serves what it
+    holds when the application starts (the pages' scripts and styles among it)."""
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
 @pytest.fixture
-def live_server_url(transactional_db, settings) -> Iterator[str]:
+def live_server_url(transactional_db, settings, static_collected) -> Iterator[str]:
     """The real ASGI application under uvicorn, in this process, on a free loopback port.
 
     In-process so the server uses the test database and tests can inspect its state; real

@@ -5,6 +5,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
+from voices.errors import VoiceNotFound
 from voices.models import Voice, VoiceCodes
 
 
@@ -44,6 +45,16 @@ def voice_resolve(*, user: AbstractBaseUser | None, name_or_id: str) -> Voice | 
     # The caller's own voice wins over a public one of the same name.
     own = [voice for voice in matches if user is not None and voice.owner_id == user.pk]
     return (own or matches)[0]
+
+
+def voice_get(
+    *, user: AbstractBaseUser | None, name_or_id: str, kind: Voice.Kind | None = None
+) -> Voice:
+    """The voice `voice_resolve` finds, of `kind` when given; VoiceNotFound otherwise."""
+    voice = voice_resolve(user=user, name_or_id=name_or_id)
+    if voice is None or (kind is not None and voice.kind != kind):
+        raise VoiceNotFound(name_or_id)
+    return voice
 
 
 def voice_codes_get(*, voice_id: str, tag: str) -> tuple[bytes, int] | None:

@@ -1,15 +1,39 @@
 """Writes on voices. A voice's row and its files come and go together (see voices/signals.py)."""
 
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from voices.models import Voice, VoiceCodes
+from voices.errors import NotVoiceOwner, VoiceProtected
+from voices.models import Voice, VoiceCodes, VoiceConsent
+from voices.selectors import voice_get
+from voices.standard import standard_voice_name
 
 
 @transaction.atomic
 def voice_delete(*, voice: Voice) -> None:
     """Delete the voice; its reference audio is removed once the deletion is committed."""
     voice.delete()
+
+
+def voice_delete_owned(
+    *, user: AbstractBaseUser, name_or_id: str, kind: Voice.Kind | None = None
+) -> str:
+    """Delete the caller's voice named by `name_or_id` (of `kind`, when given); its id.
+
+    A standard voice is VoiceProtected; a voice the caller cannot see (or of another kind) is
+    VoiceNotFound; one they can see but do not own is NotVoiceOwner.
+    """
+    if kind is None and standard_voice_name(name_or_id) is not None:
+        raise VoiceProtected()
+    voice = voice_get(user=user, name_or_id=name_or_id, kind=kind)
+    if not user.is_authenticated or voice.owner_id != user.pk:
+        raise NotVoiceOwner()
+    voice_id = str(voice.id)
+    voice_delete(voice=voice)
+    return voice_id
 
 
 def voice_set_public(*, voice: Voice, public: bool) -> Voice:
@@ -57,3 +81,23 @@ def voice_codes_store(*, voice_id: str, tag: str, codes: bytes, codebooks: int) 
                 )
     except IntegrityError:
         pass  # deleted while the codes were being made: there is nothing to keep them for
+
+
+def consent_create(
+    *, owner: AbstractBaseUser, name: str, language: str, recording: bytes
+) -> VoiceConsent:
+    """Store a consent recording and its row, together. The caller has checked that the
+    recording is real audio (ingest.audio.recording_checked)."""
+    consent = VoiceConsent(
+        id=f"cons_{uuid.uuid4().hex}", owner=owner, name=name.strip(), language=language.strip()
+    )
+    field = consent.recording
+    field.name = field.storage.save(
+        field.field.generate_filename(consent, ""), ContentFile(recording)
+    )
+    try:
+        consent.save(force_insert=True)
+    except BaseException:
+        field.storage.delete(field.name)
+        raise
+    return consent

@@ -16,10 +16,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ApiKeyCreateForm, ThrottledAuthenticationForm
 from accounts.models import ApiKey
 from accounts.selectors import api_keys_of
 from accounts.services import api_key_create, api_key_revoke
+from web.forms import ApiKeyCreateForm, ThrottledAuthenticationForm
 
 
 class SignInView(LoginView):

@@ -3,7 +3,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from web import accounts, pages
+from web import accounts, cloning, pages, speech, voices
 
 urlpatterns = [
     path("login/", accounts.SignInView.as_view(), name="login"),
@@ -13,15 +13,15 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", accounts.api_key_revoke_view, name="api-key-revoke"),
     path("", pages.home, name="home"),
     path("voice-cloning", pages.voice_cloning, name="voice-cloning"),
-    path("voice-cloning/clone", pages.clone_start, name="ui-clone"),
-    path("voice-cloning/jobs/<uuid:job_id>", pages.job_status, name="ui-job"),
-    path("voice-cloning/voices/<uuid:voice_id>/audio", pages.voice_audio, name="ui-voice-audio"),
+    path("voice-cloning/clone", cloning.clone_start, name="ui-clone"),
+    path("voice-cloning/jobs/<uuid:job_id>", cloning.job_status, name="ui-job"),
+    path("voice-cloning/voices/<uuid:voice_id>/audio", voices.voice_audio, name="ui-voice-audio"),
     path(
         "voice-cloning/voices/<uuid:voice_id>/delete",
-        pages.voice_delete_view,
+        voices.voice_delete_view,
         name="ui-voice-delete",
     ),
-    path("voice-cloning/speech", pages.speech_prepare, name="ui-speech"),
-    path("voice-cloning/speech/<str:token>", pages.speech_audio, name="ui-speech-audio"),
+    path("voice-cloning/speech", speech.speech_prepare, name="ui-speech"),
+    path("voice-cloning/speech/<str:token>", speech.speech_audio, name="ui-speech-audio"),
     path("connect", pages.connect, name="connect"),
 ]

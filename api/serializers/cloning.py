@@ -4,8 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from api.serializers.speech import MAX_INPUT_CHARS, MIN_TEMPERATURE
-from ingest.services import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS
+from api.serializers.speech import MAX_INPUT_CHARS, SynthesisOptionsSerializer
+from ingest.jobs import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS
 from speech.audio.formats import DEFAULT_FORMAT, FORMATS
 from voices.selectors import text_is_storable
 
@@ -104,7 +104,7 @@ class PreviewSerializer(serializers.Serializer):
     )
 
 
-class GenerateSerializer(serializers.Serializer):
+class GenerateSerializer(SynthesisOptionsSerializer):
     voice_id = serializers.CharField(max_length=256)
     text = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
     model = serializers.CharField(max_length=128, required=False, default="csm-1b")
@@ -112,11 +112,6 @@ class GenerateSerializer(serializers.Serializer):
         choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
     )
     speed = serializers.FloatField(min_value=0.25, max_value=4.0, required=False, default=1.0)
-    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
-    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
-    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
-    voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
 
 
 class VoiceConsentCreateSerializer(serializers.Serializer):

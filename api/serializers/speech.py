@@ -66,7 +66,26 @@ class VoiceField(serializers.Field):
         return value
 
 
-class SpeechRequestSerializer(serializers.Serializer):
+# The sampling options of every request that speaks, declared once. They come after the
+# request's own fields, in the schema and in validation, so that a request's first reported
+# problem stays one with its own fields. (No docstring: the schema would show it for every
+# request that inherits it.)
+class SynthesisOptionsSerializer(serializers.Serializer):
+    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
+    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+    voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name in SynthesisOptionsSerializer._declared_fields:
+            if name in fields:
+                fields[name] = fields.pop(name)
+        return fields
+
+
+class SpeechRequestSerializer(SynthesisOptionsSerializer):
     model = serializers.CharField(max_length=128)
     input = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
     voice = VoiceField(required=False, default=DEFAULT_VOICE)
@@ -83,11 +102,6 @@ class SpeechRequestSerializer(serializers.Serializer):
     stream_format = serializers.ChoiceField(
         choices=["audio", "sse"], required=False, default="audio"
     )
-    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
-    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
-    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
-    voice_consistency = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
 
     def validate_input(self, value: str) -> str:
         if not value.strip():
@@ -114,7 +128,7 @@ class ContextTurnSerializer(serializers.Serializer):
             raise serializers.ValidationError("The audio is not valid base64.", "invalid") from exc
 
 
-class ConversationRequestSerializer(serializers.Serializer):
+class ConversationRequestSerializer(SynthesisOptionsSerializer):
     """The original server's conversation request: speak `text` after the context turns."""
 
     model = serializers.CharField(max_length=128, required=False, default="csm-1b")
@@ -128,10 +142,8 @@ class ConversationRequestSerializer(serializers.Serializer):
     response_format = serializers.ChoiceField(
         choices=list(FORMATS), required=False, default=DEFAULT_FORMAT
     )
-    temperature = serializers.FloatField(min_value=MIN_TEMPERATURE, max_value=2.0, required=False)
-    topk = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    max_audio_length_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
-    seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False)
+    # A conversation's voice is its context: there is no voice to keep consistent.
+    voice_consistency = None
 
     def validate_text(self, value: str) -> str:
         if not value.strip():

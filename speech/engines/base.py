@@ -15,6 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from speech.engines.references import ReferenceProvider, StoredReference
+
 logger = logging.getLogger(__name__)
 
 
@@ -69,6 +71,18 @@ class VoiceSpec:
     def is_cloned(self) -> bool:
         return self.reference_audio is not None
 
+    @property
+    def stored_reference(self) -> StoredReference | None:
+        """A cloned voice's reference as the engine's provider knows it."""
+        if self.reference_audio is None:
+            return None
+        return StoredReference(
+            audio=self.reference_audio,
+            text=self.reference_text,
+            speaker=self.speaker_id,
+            voice_id=self.voice_id,
+        )
+
 
 @dataclass(frozen=True)
 class SynthesisParams:
@@ -106,7 +120,9 @@ class Engine(ABC):
     # Slow loaders (model weights) load on a background thread; fast ones load inline.
     loads_in_background: ClassVar[bool] = False
 
-    def __init__(self) -> None:
+    def __init__(self, references: ReferenceProvider | None = None) -> None:
+        # Where stored voices' references come from, for engines that speak them.
+        self.references = references
         self._state = EngineState.LOADING
         self._reason = "not loaded yet"
         self._load_lock = threading.Lock()
@@ -150,9 +166,9 @@ class Engine(ABC):
         """The reason shown to callers and in /readyz; engines add what to do about it."""
         return str(exc) or type(exc).__name__
 
-    def voice_created(self, voice_id: str) -> None:
-        """A stored voice was just created: engines that derive something from its reference
-        may do it now rather than on its first request."""
+    def reference_created(self, reference: StoredReference) -> None:
+        """A stored voice was just created with this reference: engines that derive something
+        from it may do it now rather than on the voice's first request."""
         return None
 
     def close(self) -> None:

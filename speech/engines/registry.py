@@ -2,6 +2,10 @@
 
 Nothing is built at import time: importing this module costs nothing, so management commands
 and tests that never speak never load a model.
+
+Each engine is built with the process's reference provider (stored voices' references), which
+whoever stores voices registers at start-up with `engines_use_references`: the engine layer
+itself knows no database.
 """
 
 import threading
@@ -10,6 +14,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from speech.engines.base import Engine, EngineState
+from speech.engines.references import ReferenceProvider, StoredReference
 
 ENGINES: dict[str, str] = {
     "csm": "speech.engines.csm.engine.CsmEngine",
@@ -23,10 +28,17 @@ _AUTO_FALLBACK = "espeak"
 
 _instances: dict[str, Engine] = {}
 _instances_lock = threading.Lock()
+_references: ReferenceProvider | None = None
 
 
 class UnknownEngine(LookupError):
     pass
+
+
+def engines_use_references(provider: ReferenceProvider) -> None:
+    """Build every engine from now on with `provider` (the speech app's, set when it is ready)."""
+    global _references
+    _references = provider
 
 
 def engine_get(name: str) -> Engine:
@@ -39,7 +51,7 @@ def engine_get(name: str) -> Engine:
     with _instances_lock:
         engine = _instances.get(name)
         if engine is None:
-            engine = import_string(ENGINES[name])()
+            engine = import_string(ENGINES[name])(references=_references)
             _instances[name] = engine
             _start_loading(engine)
     return engine
@@ -71,11 +83,11 @@ def engine_preload_default() -> None:
         engine_get(settings.DEFAULT_ENGINE)
 
 
-def engines_voice_created(voice_id: str) -> None:
-    """Tell the engines this process has loaded that a voice was created."""
+def engines_reference_created(reference: StoredReference) -> None:
+    """Tell the engines this process has loaded that a voice was created with `reference`."""
     for engine in list(_instances.values()):
         if engine.state is EngineState.READY:
-            engine.voice_created(voice_id)
+            engine.reference_created(reference)
 
 
 def engines_reset() -> None:

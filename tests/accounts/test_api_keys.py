@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from accounts.keys import KEY_PREFIX, key_generate, key_hash, key_is_well_formed
 from accounts.models import ApiKey, Usage
 from accounts.selectors import api_key_authenticate
 from accounts.services import api_key_create, api_key_revoke, user_default
+from tests.support.processes import run_python
 from voices.models import Voice
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -392,7 +392,7 @@ def test_the_openai_client_works_with_a_valid_key(openai_client):
 
 def test_auth_mode_defaults_to_required():
     assert django_settings.AUTH_MODE == "required"
-    source = (ROOT / "csmsite" / "settings.py").read_text()
+    source = (ROOT / "csmsite" / "settings" / "security.py").read_text()
     assert re.search(
         r'^AUTH_MODE = env_choice\(\s*"AUTH_MODE",\s*"required",\s*\[\s*"required",\s*"open"\s*\]',
         source,
@@ -404,19 +404,7 @@ def _settings_in_a_fresh_process(**environ: str) -> subprocess.CompletedProcess:
     env = {name: value for name, value in os.environ.items() if name != "AUTH_MODE"}
     env.update(environ)
     env["DJANGO_SETTINGS_MODULE"] = "csmsite.settings"
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from django.conf import settings; print(settings.AUTH_MODE)",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python("-c", "from django.conf import settings; print(settings.AUTH_MODE)", env=env)
 
 
 def test_auth_mode_is_required_without_an_environment_variable_and_validated():

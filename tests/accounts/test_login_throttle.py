@@ -84,7 +84,7 @@ def test_the_window_expiring_lifts_the_refusal(client, carol, monkeypatch):
     for _ in range(3):
         _sign_in(client, reverse("login"), "carol", "wrong")
     later = time.time() + 601
-    monkeypatch.setattr("accounts.forms.time.time", lambda: later)
+    monkeypatch.setattr("accounts.login_throttle.time.time", lambda: later)
     # The cache entry would also have expired by then; the stored deadline says the same.
     response = _sign_in(client, reverse("login"), "carol", "carol-pass-1")
     assert response.status_code == 302

@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+import csmsite.settings as production_settings
+from csmsite.settings import security as security_settings
+from csmsite.settings import test as test_settings
+from tests.support.processes import run_python
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -18,14 +23,7 @@ def _manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
         clean.pop(name, None)
     clean.update({"VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "csmsite.settings"})
     clean.update(env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python("manage.py", *args, env=clean, timeout=120)
 
 
 PRODUCTION = {
@@ -82,11 +80,9 @@ def test_production_redirects_to_https_but_not_health_checks(client, settings):
 
 @pytest.mark.parametrize("value", ["HTTP_X_FORWARDED_PROTO", "X_FORWARDED_PROTO,https", "HTTP_X,"])
 def test_proxy_header_values_are_validated(monkeypatch, value):
-    from csmsite import settings as site_settings
-
     monkeypatch.setenv("SECURE_PROXY_SSL_HEADER", value)
     with pytest.raises(ImproperlyConfigured):
-        site_settings._proxy_ssl_header()
+        security_settings._proxy_ssl_header()
 
 
 @pytest.mark.parametrize(
@@ -114,3 +110,13 @@ def test_https_defaults_on_only_for_a_domain_name(hosts, https):
     )  # fmt: skip
     # then
     assert result.stdout.strip() == str(https)
+
+
+def test_test_only_switches_exist_only_in_the_test_settings(settings):
+    # given production's settings module and the test suite's, which extends it
+    # then the suite runs with the test settings, and only they have the test switches, off
+    assert os.environ["DJANGO_SETTINGS_MODULE"] == "csmsite.settings.test"
+    assert settings.YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS is False
+    added = {name for name in dir(test_settings) if name.isupper()} - set(dir(production_settings))
+    assert added == {"YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS"}
+    assert test_settings.YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS is False

@@ -7,17 +7,17 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings as django_settings
 
 from core import healthcheck
+from tests.support.processes import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = ROOT / "csmsite" / "settings.py"
+SETTINGS = ROOT / "csmsite" / "settings"
 ENV_LINE = re.compile(r"^#?\s?([A-Z][A-Z0-9_]*)=(.*)$")
 # ${NAME}, ${NAME:-default}, ${NAME:?message}; `$$` escapes a dollar for the container's shell.
 COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)")
@@ -25,20 +25,29 @@ SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|ACCESS_KEY")
 
 
 def settings_variables() -> dict[str, str]:
-    """Every environment variable csmsite/settings.py reads: NAME → the env_* reader."""
+    """Every environment variable the settings package (csmsite/settings/) reads: NAME → the
+    env_* reader."""
     names = {}
-    for node in ast.walk(ast.parse(SETTINGS.read_text())):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id.startswith("env_")
-        ):
-            first = node.args[0]
-            assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
-                f"settings.py line {node.lineno}: the variable name must be a literal"
-            )
-            names[first.value] = node.func.id
+    for module in sorted(SETTINGS.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id.startswith("env_")
+            ):
+                first = node.args[0]
+                assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
+                    f"{module.name} line {node.lineno}: the variable name must be a literal"
+                )
+                names[first.value] = node.func.id
     return names
+
+
+def test_the_settings_are_found():
+    # The walk above sees every module of the package: a moved file must not empty it.
+    readers = settings_variables()
+    assert {"SECRET_KEY", "DATABASE_URL", "CSM_MODEL", "VOICE_UPLOAD_MAX_BYTES"} <= set(readers)
+    assert {"LOG_FORMAT", "ALLOWED_HOSTS", "AWS_STORAGE_BUCKET_NAME"} <= set(readers)
 
 
 def env_example() -> dict[str, str]:
@@ -99,15 +108,7 @@ def _settings_dump(env: dict[str, str]) -> dict[str, str]:
         "import json, csmsite.settings as s; "
         "print(json.dumps({k: repr(getattr(s, k)) for k in dir(s) if k.isupper()}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python("-c", script, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -264,6 +265,18 @@ def test_no_token_or_secret_is_built_into_the_image():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".env" in ignored
     assert ".git" in ignored
+
+
+def test_the_image_gets_the_code_of_every_app():
+    # COPY . . takes the project as it is, less what .dockerignore leaves out.
+    assert ("COPY", ". .") in dockerfile_instructions()
+    ignored = {entry.strip("/") for entry in (ROOT / ".dockerignore").read_text().split()}
+    project_apps = [app for app in django_settings.INSTALLED_APPS if (ROOT / app).is_dir()]
+    assert {"core", "accounts", "voices", "speech", "ingest", "api", "web"} <= set(project_apps)
+    for needed in [*project_apps, "csmsite", "csmsite/settings", "templates", "manage.py"]:
+        assert needed not in ignored, needed
+    # Production's settings go in; the test suite's, which only tests may use, stay out.
+    assert "csmsite/settings/test.py" in ignored
 
 
 # --- The health check ----------------------------------------------------------------------------

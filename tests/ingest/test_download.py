@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from django.conf import settings as django_settings
 
 from ingest.download import (
     DOWNLOAD_STEM,
@@ -36,6 +36,7 @@ from ingest.download import (
 )
 from ingest.errors import IngestError
 from speech.audio.decode import decode_audio
+from tests.support.audio import written
 
 SAMPLE_RATE = 24000
 CLIP_SECONDS = 6.0
@@ -52,25 +53,10 @@ PUBLIC = ["142.250.185.78", "2a00:1450:4001:82b::200e"]
 
 
 def _tone(path: Path, seconds: float, *, container_format: str, codec: str) -> bytes:
-    """A mono tone whose pitch rises over time (so sections differ). Written to disk: m4a's
-    faststart (as the design asks for m4a) rewrites the file once it is complete."""
-    options = {"movflags": "faststart"} if container_format == "mp4" else {}
-    with av.open(str(path), mode="w", format=container_format, options=options) as container:
-        stream = container.add_stream(codec, rate=CLIP_RATE, layout="mono")
-        frame_size = stream.codec_context.frame_size or AAC_FRAME
-        t = np.arange(int(seconds * CLIP_RATE)) / CLIP_RATE
-        signal = (0.4 * np.sin(2 * np.pi * (200 + 60 * t) * t)).astype(np.float32)
-        for offset in range(0, signal.size, frame_size):
-            chunk = signal[offset : offset + frame_size]
-            chunk = np.pad(chunk, (0, frame_size - chunk.size))
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-            frame.sample_rate = CLIP_RATE
-            frame.pts = offset
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path.read_bytes()
+    """A mono tone whose pitch rises over time (so sections differ), written to `path`."""
+    t = np.arange(int(seconds * CLIP_RATE)) / CLIP_RATE
+    signal = (0.4 * np.sin(2 * np.pi * (200 + 60 * t) * t)).astype(np.float32)
+    return written(signal, path, rate=CLIP_RATE, container_format=container_format, codec=codec)
 
 
 @pytest.fixture(scope="module")
@@ -446,10 +432,8 @@ def test_loopback_exemption_covers_loopback_only() -> None:
 
 
 def test_the_loopback_exemption_is_off_in_the_real_settings() -> None:
-    from django.conf import settings
-
-    assert settings.YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS is False
-    assert settings.YOUTUBE_ALLOWED_EXTRACTORS == ["youtube"]
+    assert django_settings.YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS is False
+    assert django_settings.YOUTUBE_ALLOWED_EXTRACTORS == ["youtube"]
 
 
 def test_guard_refuses_before_connecting(media_server: MediaServer) -> None:

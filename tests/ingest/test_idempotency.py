@@ -1,27 +1,19 @@
 """`Idempotency-Key` on the routes that create voices and consents, through the live server:
 a retried request never makes a second voice."""
 
-import pytest
-from test_cloning_api import (  # noqa: F401 (stand_in_whisper is a fixture)
-    clone,
-    consent_recording,
-    encoded,
-    error_of,
-    recording,
-    sample_wav,
-    stand_in_whisper,
-)
+import hashlib
 
+import pytest
+from django.core.cache import cache
+
+from tests.support.audio import encoded, recording, sample_wav
+from tests.support.cloning import clone, consent_recording, error_of
 from voices.models import Voice, VoiceConsent
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def jobs_run_in_process(monkeypatch) -> None:
-    from csmsite.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("jobs_run_in_process"),
+]
 
 
 def _key(value: str) -> dict[str, str]:
@@ -95,10 +87,6 @@ def test_an_overlong_key_is_refused(api, media_root):
 
 
 def test_a_duplicate_while_the_first_is_running_is_told_to_wait(api, alice, monkeypatch):
-    import hashlib
-
-    from django.core.cache import cache
-
     # The first request has claimed the key and not yet answered.
     monkeypatch.setattr("api.idempotency.fingerprint", lambda request: "the-request")
     digest = hashlib.sha256(b"busy").hexdigest()

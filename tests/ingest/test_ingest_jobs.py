@@ -8,30 +8,35 @@ then run by calling `job_run` as a worker would; the real worker test uses Redis
 
 import json
 import os
-import subprocess
 import sys
 import threading
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
-from test_cloning_api import TRANSCRIPT, clone, error_of, stored_files
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from ingest import services
+from csmsite.celery import app as celery_app
+from ingest import clean, download, pipeline
 from ingest.models import IngestJob
-from ingest.services import job_run
+from ingest.pipeline import job_run
+from ingest.tasks import ingest_job_task
+from tests.support.audio import TRANSCRIPT, encoded, silence
+from tests.support.cloning import clone, error_of
+from tests.support.processes import Process, database_url
+from tests.support.storage import stored_files
 from voices.models import Voice
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("jobs_run_in_process"),
+]
 
 JOB_KEYS = {
     "id",
@@ -48,20 +53,9 @@ JOB_KEYS = {
 WAIT = 120
 
 
-@pytest.fixture(autouse=True)
-def jobs_run_in_process(monkeypatch) -> None:
-    """Jobs run in the server's process unless a test holds them in the queue (CI sets
-    REDIS_URL, which otherwise sends them to a broker that no worker reads here)."""
-    from csmsite.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
-
-
 @pytest.fixture
 def queue(monkeypatch) -> list[str]:
     """The broker: sending a job only records its id; nothing runs until a test calls job_run."""
-    from ingest.tasks import ingest_job_task
-
     sent: list[str] = []
     monkeypatch.setattr(ingest_job_task, "delay", lambda job_id: sent.append(job_id))
     return sent
@@ -120,8 +114,6 @@ def test_a_clone_that_is_not_done_in_time_answers_202_and_finishes_later(
 
 def test_a_failed_job_reports_its_error_on_the_job(api, media_root, queue, no_wait):
     # given a queued job for a silent recording
-    from test_cloning_api import encoded, silence
-
     response = clone(api, audio=encoded(silence(5.0)))
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
@@ -141,8 +133,6 @@ def test_a_youtube_clip_that_is_not_done_in_time_answers_202(
     api, media_root, queue, no_wait, monkeypatch
 ):
     # given the allowed host resolves to a public address (tests have no DNS)
-    from ingest import download
-
     validate = download.validate_source_url
 
     def public_resolver(host, port, *args):
@@ -177,8 +167,6 @@ def test_a_youtube_clip_that_is_not_done_in_time_answers_202(
 
 def test_a_request_waits_for_a_job_that_a_worker_finishes(api, media_root, monkeypatch):
     """The route polls the job: a worker that finishes it while the caller waits → 200."""
-    from ingest.tasks import ingest_job_task
-
     workers: list[threading.Thread] = []
 
     def worker(job_id: str) -> None:
@@ -231,18 +219,18 @@ def test_a_job_that_crashed_after_storing_its_voice_is_completed_without_a_secon
     queued_job, media_root, monkeypatch
 ):
     # given the worker dies right after the voice was stored, before the job was marked done
-    finish = services._finish_succeeded
+    finish = pipeline._finish_succeeded
 
     def crash(job, voice):
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(services, "_finish_succeeded", crash)
+    monkeypatch.setattr(pipeline, "_finish_succeeded", crash)
     with pytest.raises(SystemExit):
         job_run(queued_job.id)
     crashed = IngestJob.objects.get(id=queued_job.id)
     assert crashed.status == IngestJob.Status.RUNNING
     assert Voice.objects.filter(id=queued_job.id).exists()
-    monkeypatch.setattr(services, "_finish_succeeded", finish)
+    monkeypatch.setattr(pipeline, "_finish_succeeded", finish)
     # a duplicate delivery while the job looks alive leaves it to its worker
     job_run(queued_job.id)
     assert IngestJob.objects.get(id=queued_job.id).attempts == 1
@@ -296,7 +284,6 @@ def test_an_unexpected_error_fails_the_job_after_its_retries_without_details(
 ):
     # given no retries, and a pipeline stage that breaks
     settings.INGEST_MAX_RETRIES = 0
-    from ingest import clean
 
     def broken(*args, **kwargs):
         raise ValueError("internal detail /srv/secret/path")
@@ -352,8 +339,6 @@ def test_websocket_reports_progress_until_the_job_finishes(
     api, live_server_url, alice_key, media_root, monkeypatch
 ):
     # given the job stops at its cleaning stage until the test lets it go on
-    from ingest import clean
-
     clean_audio = clean.clean_audio
     cleaning, go_on = threading.Event(), threading.Event()
 
@@ -461,17 +446,6 @@ def test_websocket_accepts_a_script_that_sends_no_origin(
 # --- A real worker --------------------------------------------------------------------------------
 
 
-def _database_url(database: dict) -> str:
-    """A DATABASE_URL for the database the test runs on (the test database, not the real one)."""
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{database['NAME']}"
-    user = urllib.parse.quote(database.get("USER") or "")
-    password = urllib.parse.quote(database.get("PASSWORD") or "")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    port = f":{database['PORT']}" if database.get("PORT") else ""
-    return f"postgres://{credentials}{database.get('HOST') or ''}{port}/{database['NAME']}"
-
-
 @pytest.mark.skipif(
     not os.environ.get("REDIS_URL"),
     reason="needs a broker: set REDIS_URL (CI does) to run a real Celery worker",
@@ -479,14 +453,12 @@ def _database_url(database: dict) -> str:
 def test_a_real_celery_worker_makes_the_voice(api, media_root, settings, monkeypatch, tmp_path):
     # given the request sends its job to Redis, where a worker process on the test database
     # and the same storage picks it up
-    from csmsite.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
     settings.INGEST_WAIT_SECONDS = 300
     log_path = tmp_path / "worker.log"
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(media_root),
         "VAR_DIR": str(settings.VAR_DIR),
         "CELERY_TASK_ALWAYS_EAGER": "false",
@@ -506,14 +478,7 @@ def test_a_real_celery_worker_makes_the_voice(api, media_root, settings, monkeyp
         "--loglevel=INFO",
         f"--hostname=cloning-test-{uuid.uuid4().hex[:8]}@%h",
     ]
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            command,
-            cwd=Path(django_settings.BASE_DIR),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker = Process("celery worker", command, env, log_path)
     try:
         # when alice clones
         response = clone(api)
@@ -525,15 +490,10 @@ def test_a_real_celery_worker_makes_the_voice(api, media_root, settings, monkeyp
         assert (job.status, job.attempts) == ("succeeded", 1)
         assert Voice.objects.get(id=voice_id).reference_text == TRANSCRIPT
         assert stored_files(media_root) == [f"voices/{voice_id}/reference.wav"]
-        assert worker.poll() is None, "the worker exited"
-        assert "ingest.run_job[" in log_path.read_text(errors="replace")
+        assert worker.alive(), "the worker exited"
+        assert "ingest.run_job[" in worker.output()
     except BaseException:
-        print(f"--- celery worker output ---\n{log_path.read_text(errors='replace')}")
+        print(f"--- celery worker output ---\n{worker.output()}")
         raise
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=30)
+        worker.stop()

@@ -8,43 +8,34 @@ ranged player, the waveform, the admin's player, CSM's reference), it is deleted
 goes; uploads of failed jobs go too; and `reap_orphans` works on the bucket.
 """
 
-import functools
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
-import httpx
-import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.urls import reverse
-from scipy.signal import resample_poly
 
 from ingest.models import IngestJob
 from speech.audio.decode import decode_audio
-from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS
-from speech.engines.base import SynthesisParams, VoiceSpec
-from speech.engines.registry import engine_get
+from tests.support.audio import RATE, sample_wav
+from tests.support.cloning import clone
+from tests.support.processes import run_python
 from voices.models import Voice, VoiceConsent
 from voices.services import voice_store
 from web.media import voice_waveform
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("jobs_run_in_process"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
-RATE = 24000
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "A gentle breeze moved slowly through the tall grass by the river.",
-)
-TRANSCRIPT = " ".join(SENTENCES)
 STORAGE_VARIABLES = [
     "STORAGE_BACKEND",
     "AWS_STORAGE_BUCKET_NAME",
@@ -70,6 +61,7 @@ S3_ENVIRONMENT = {
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API server on a free loopback port, for this module's tests."""
+    # Deferred: moto loads only when the S3 tests run.
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -93,15 +85,7 @@ def settings_from(env: dict[str, str]) -> subprocess.CompletedProcess:
     # are not set at all) out of it.
     clean.update(dict.fromkeys(STORAGE_VARIABLES, ""))
     script = "import json, csmsite.settings as s; print(json.dumps(s.STORAGES['default']))"
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python("-c", script, env={**clean, **env})
 
 
 def default_storage_from(env: dict[str, str]) -> dict:
@@ -125,6 +109,7 @@ def s3_storage_setting(s3_endpoint, tmp_path_factory) -> dict:
 
 class Bucket:
     def __init__(self, endpoint: str, name: str, location: str = "") -> None:
+        # Deferred: boto3 loads only when the S3 tests run.
         import boto3
 
         self.name = name
@@ -164,14 +149,6 @@ def bucket(settings, s3_storage_setting, s3_endpoint, media_root) -> Iterator[Bu
     yield bucket
     # Nothing was ever written to local disk.
     assert not media_root.exists() or not any(media_root.rglob("*"))
-
-
-@pytest.fixture(autouse=True)
-def jobs_run_in_process(monkeypatch) -> None:
-    """Cloning jobs run in the server's process (CI sets REDIS_URL; no worker reads it here)."""
-    from csmsite.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
 
 
 # --- The settings --------------------------------------------------------------------------------
@@ -232,45 +209,6 @@ def test_bad_storage_settings_stop_start_up_naming_the_variable(tmp_path, env, n
 
 
 # --- A voice's life in the bucket ----------------------------------------------------------------
-
-
-@functools.cache
-def sample_wav() -> bytes:
-    """eSpeak NG reading two sentences, with silence around them and a little noise: 24 kHz
-    WAV, what a caller uploads to clone a voice."""
-    espeak = engine_get("espeak")
-    silence = np.zeros(RATE // 2, dtype=np.float32)
-    pieces = [silence]
-    for sentence in SENTENCES:
-        speech = np.concatenate(
-            list(
-                espeak.synthesize(
-                    [sentence], VoiceSpec(name="alloy", standard="alloy"), SynthesisParams()
-                )
-            )
-        )
-        pieces += [resample_poly(speech, 160, 147).astype(np.float32), silence]
-    audio = np.concatenate(pieces)
-    audio += (0.003 * np.random.default_rng(0).standard_normal(audio.size)).astype(np.float32)
-    encoder = StreamingEncoder(FORMATS["wav"], RATE)
-    try:
-        return encoder.encode(audio) + encoder.finish()
-    finally:
-        encoder.close()
-
-
-def clone(api: httpx.Client, *, name: str = "narrator", transcript: str | None = TRANSCRIPT):
-    data = {"name": name, "consent": "true"}
-    if transcript is not None:
-        data["transcript"] = transcript
-    files = {"audio_file": ("sample.wav", sample_wav(), "audio/wav")}
-    return api.post("/v1/voice-cloning/clone", data=data, files=files)
-
-
-@pytest.fixture
-def short_speech(settings, csm_engine) -> None:
-    """CSM (the tiny random checkpoint) answers with at most half a second of audio."""
-    settings.SPEECH_MAX_AUDIO_SECONDS = 0.5
 
 
 def test_a_cloned_voice_lives_in_the_bucket_is_heard_from_it_and_goes_with_the_voice(

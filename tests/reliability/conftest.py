@@ -13,15 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reliability_support import (
-    HANG_SECONDS,
-    Process,
-    RedisServer,
-    Server,
-    database_url,
-    free_port,
-    wait_until,
-)
+from reliability_support import RedisServer, Server
+
+from tests.support.processes import HANG_SECONDS, Process, database_url, free_port, wait_until
 
 
 @pytest.fixture

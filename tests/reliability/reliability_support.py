@@ -1,143 +1,16 @@
-"""Helpers of the reliability tests: server and worker processes, a private redis-server, a
-TCP link that can be cut, and requests."""
+"""Helpers of the reliability tests: a private redis-server, a TCP link that can be cut, the
+server process, and requests (processes and waiting are in tests/support/processes.py)."""
 
-import os
 import signal
 import socket
 import struct
 import subprocess
 import threading
-import time
-import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import numpy as np
-from django.conf import settings as django_settings
-from django.db import connection
 
-BASE_DIR = Path(django_settings.BASE_DIR)
-RATE = 24000
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "A gentle breeze moved slowly through the tall grass by the river.",
-)
-TRANSCRIPT = " ".join(SENTENCES)
-# How long anything here may take before a test calls it a hang.
-HANG_SECONDS = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], object], *, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout:g} s")
-        time.sleep(0.05)
-
-
-def database_url() -> str:
-    """A DATABASE_URL for the database this test runs on (the test database)."""
-    database = connection.settings_dict
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{database['NAME']}"
-    user = urllib.parse.quote(database.get("USER") or "")
-    password = urllib.parse.quote(database.get("PASSWORD") or "")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = database.get("HOST") or "127.0.0.1"
-    port = f":{database['PORT']}" if database.get("PORT") else ""
-    return f"postgres://{credentials}{host}{port}/{database['NAME']}"
-
-
-def stored_files(root: Path) -> list[str]:
-    """Every file under MEDIA_ROOT, relative to it."""
-    if not root.exists():
-        return []
-    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
-
-
-def sample_wav() -> bytes:
-    """eSpeak NG saying SENTENCES with pauses around them: a recording a clone accepts."""
-    from scipy.signal import resample_poly
-
-    from speech.audio.encoder import encode_wav
-    from speech.engines.base import SynthesisParams, VoiceSpec
-    from speech.engines.registry import engine_get
-
-    pieces = [np.zeros(RATE, dtype=np.float32)]
-    for sentence in SENTENCES:
-        chunks = engine_get("espeak").synthesize(
-            [sentence], VoiceSpec(name="alloy", standard="alloy"), SynthesisParams()
-        )
-        speech = resample_poly(np.concatenate(list(chunks)), 160, 147).astype(np.float32)
-        pieces += [speech, np.zeros(RATE // 2, dtype=np.float32)]
-    pieces.append(np.zeros(RATE, dtype=np.float32))
-    audio = np.concatenate(pieces)
-    audio += (0.003 * np.random.default_rng(0).standard_normal(audio.size)).astype(np.float32)
-    return encode_wav(audio, RATE)
-
-
-# --- Processes ---------------------------------------------------------------------------------
-
-
-class Process:
-    """A child process with its output in a log file, shown when a test fails."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                command,
-                cwd=BASE_DIR,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Its own process group: a whole worker (pool included) can be killed at once.
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            self.popen.send_signal(signum)
-
-    def kill_group(self) -> None:
-        """SIGKILL to the process and everything it started (a worker and its pool)."""
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.popen.wait(timeout=HANG_SECONDS)
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill_group()
-        else:
-            self.kill_group()  # whatever it left behind
+from tests.support.processes import Process, free_port, wait_until
 
 
 class RedisServer:

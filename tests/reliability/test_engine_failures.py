@@ -6,14 +6,16 @@ error is the one torch raises, from inside CSM's model, and from an engine that 
 translate it.
 """
 
-import numpy as np
-from django.core.files.base import ContentFile
-from reliability_support import assert_openai_503, wait_until
+import pytest
+from reliability_support import assert_openai_503
 
 from speech.admission import speech_slots
-from speech.audio.encoder import encode_wav
 from speech.engines.espeak import EspeakEngine
-from voices.models import Voice
+from tests.support.audio import tone
+from tests.support.processes import wait_until
+from tests.support.voices import cloned_voice
+
+pytestmark = pytest.mark.system
 
 CUDA_OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.25 GiB total capacity)"
 
@@ -44,17 +46,7 @@ def test_csm_running_out_of_gpu_memory_is_a_retryable_503_then_it_speaks(
     api, csm_engine, alice, media_root, monkeypatch
 ):
     # given a cloned voice, and CSM's backbone running out of memory on its next step
-    voice = Voice(
-        owner=alice,
-        name="narrator",
-        kind=Voice.Kind.CLONED,
-        source=Voice.Source.UPLOAD,
-        reference_text="This is how I sound.",
-        duration_seconds=1.0,
-    )
-    tone = (0.2 * np.sin(np.arange(24000) * 2 * np.pi * 220 / 24000)).astype(np.float32)
-    voice.reference_audio.save("upload.wav", ContentFile(encode_wav(tone, 24000)), save=False)
-    voice.save()
+    cloned_voice(alice, "narrator", tone(1.0), "This is how I sound.")
     backbone = csm_engine._loaded.model.backbone_model
     monkeypatch.setattr(backbone, "forward", out_of_memory_once(backbone.forward))
     body = {

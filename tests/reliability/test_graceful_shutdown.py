@@ -11,9 +11,10 @@ import signal
 
 import httpx
 import pytest
-from reliability_support import HANG_SECONDS, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+from tests.support.processes import HANG_SECONDS, wait_until
+
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 # uvicorn shuts down gracefully, then re-raises the signal it caught.
 EXITED_ON_SIGTERM = {0, -signal.SIGTERM}

@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from reliability_support import TRANSCRIPT, sample_wav, stored_files
 
+from ingest.jobs import job_start_upload
 from ingest.models import IngestJob
-from ingest.services import job_start_upload
 from ingest.tasks import ingest_job_task
+from tests.support.audio import TRANSCRIPT, sample_wav
+from tests.support.storage import stored_files
 from voices.models import Voice
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.system, pytest.mark.django_db]
 
 
 def test_a_job_held_by_a_beating_worker_is_looked_at_again_and_taken_over_once_stale(

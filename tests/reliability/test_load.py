@@ -6,12 +6,12 @@ with Redis and a Celery worker) and reports its latencies; no timing is asserted
 import asyncio
 
 import pytest
-from reliability_support import stored_files
 
 from accounts.services import api_key_create
 from reliability.load import run_load
+from tests.support.storage import stored_files
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 
 def test_fifty_clients_for_ten_seconds_are_answered_completely(

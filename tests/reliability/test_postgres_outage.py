@@ -10,17 +10,12 @@ costs the test far longer; see reliability/README.md).
 import httpx
 import pytest
 from django.db import connection
-from reliability_support import (
-    HANG_SECONDS,
-    TcpProxy,
-    assert_openai_503,
-    database_url,
-    speak,
-)
+from reliability_support import TcpProxy, assert_openai_503, speak
 
 from accounts.services import api_key_create
+from tests.support.processes import HANG_SECONDS, database_url
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

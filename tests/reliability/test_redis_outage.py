@@ -8,19 +8,14 @@ server is a real process that keeps running throughout.
 
 import httpx
 import pytest
-from reliability_support import (
-    HANG_SECONDS,
-    TRANSCRIPT,
-    assert_openai_503,
-    sample_wav,
-    speak,
-    stored_files,
-    wait_until,
-)
+from reliability_support import assert_openai_503, speak
 
 from ingest.models import IngestJob
+from tests.support.audio import TRANSCRIPT, sample_wav
+from tests.support.processes import HANG_SECONDS, wait_until
+from tests.support.storage import stored_files
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 
 def clone(client: httpx.Client, key: str, name: str) -> httpx.Response:

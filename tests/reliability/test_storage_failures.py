@@ -10,20 +10,18 @@ import errno
 
 import pytest
 from django.core.files.storage import FileSystemStorage
-from reliability_support import TRANSCRIPT, sample_wav, stored_files
 
 from ingest.models import IngestJob
+from tests.support.audio import TRANSCRIPT, sample_wav
+from tests.support.storage import stored_files
 from voices.models import Voice, VoiceConsent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def jobs_run_in_process(monkeypatch, settings) -> None:
+def _jobs_run_once_in_process(jobs_run_in_process, settings) -> None:
     """Jobs run in the server's process, without retries: each failure ends its job at once."""
-    from csmsite.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
     settings.INGEST_MAX_RETRIES = 0
 
 

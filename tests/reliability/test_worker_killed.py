@@ -12,18 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reliability_support import (
-    HANG_SECONDS,
-    TRANSCRIPT,
-    sample_wav,
-    stored_files,
-    wait_until,
-)
 
 from ingest.models import IngestJob
+from tests.support.audio import TRANSCRIPT, sample_wav
+from tests.support.processes import HANG_SECONDS, wait_until
+from tests.support.storage import stored_files
 from voices.models import Voice
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 # Short heartbeats and a short visibility timeout, so that a dead worker's job is taken over in
 # seconds rather than the production minutes. A killed pool process's job is redelivered within

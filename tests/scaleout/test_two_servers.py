@@ -13,9 +13,6 @@ is needed. Skipped only when Postgres or Redis cannot be reached.
 
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,30 +21,21 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import numpy as np
 import psycopg
 import pytest
 import redis
 from psycopg import sql
-from scipy.signal import resample_poly
 
 from speech.audio.decode import decode_audio
-from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS
-from speech.engines.base import SynthesisParams, VoiceSpec
-from speech.engines.registry import engine_get
+from tests.support.audio import RATE, TRANSCRIPT, sample_wav
+from tests.support.processes import Process, free_port, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
-RATE = 24000
 REQUESTS_PER_MINUTE = 5
-TRANSCRIPT = (
-    "The quick brown fox jumps over the lazy dog. "
-    "A gentle breeze moved slowly through the tall grass by the river."
-)
 # How long to wait for a process to come up or a job to finish before calling it stuck.
 PATIENCE_SECONDS = 180
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 
 @dataclass
@@ -126,65 +114,36 @@ def redis_database() -> Iterator[str]:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- Processes --------------------------------------------------------------------------------
 
 
 class Processes:
-    """Child processes, each in its own process group, with their output in log files."""
+    """manage.py commands run to their end, and the cluster's long-running processes."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
         self.log_dir = log_dir
-        self.running: dict[str, subprocess.Popen] = {}
+        self.running: dict[str, Process] = {}
 
     def run(self, *args: str) -> str:
         """Run a manage.py command to the end; its output."""
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=PATIENCE_SECONDS,
-        )
+        done = run_python("manage.py", *args, env=self.env, timeout=PATIENCE_SECONDS)
         assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}{done.stderr}"
         return done.stdout
 
     def start(self, name: str, *args: str) -> None:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        self.running[name] = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.running[name] = Process(name, list(args), self.env, self.log_dir / f"{name}.log")
 
     def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+        return self.running[name].output()[-4000:]
 
     def check_alive(self, name: str) -> None:
-        code = self.running[name].poll()
-        assert code is None, f"{name} exited with {code}:\n{self.log(name)}"
+        process = self.running[name]
+        assert process.alive(), f"{name} exited with {process.popen.poll()}:\n{self.log(name)}"
 
     def stop_all(self) -> None:
         for process in self.running.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.stop()
 
 
 def _wait_until_ready(processes: Processes, name: str, base_url: str) -> None:
@@ -236,7 +195,7 @@ def cluster(postgres_database, redis_database, tiny_csm_dir, tmp_path_factory) -
         processes.start("worker", sys.executable, *worker)
         urls = {}
         for name in ("server_a", "server_b"):
-            port = _free_port()
+            port = free_port()
             urls[name] = f"http://127.0.0.1:{port}"
             serve = ("manage.py", "serve", "--host", "127.0.0.1", "--port", str(port))
             processes.start(name, sys.executable, *serve)
@@ -250,24 +209,6 @@ def cluster(postgres_database, redis_database, tiny_csm_dir, tmp_path_factory) -
 
 
 # --- Helpers ----------------------------------------------------------------------------------
-
-
-def _sample_wav() -> bytes:
-    """Two sentences of eSpeak NG with pauses around them, as a 24 kHz WAV upload."""
-    espeak = engine_get("espeak")
-    pieces = [np.zeros(RATE, dtype=np.float32)]
-    for sentence in TRANSCRIPT.split(". "):
-        chunks = espeak.synthesize(
-            [sentence], VoiceSpec(name="alloy", standard="alloy"), SynthesisParams()
-        )
-        speech = resample_poly(np.concatenate(list(chunks)), 160, 147).astype(np.float32)
-        pieces += [speech, np.zeros(RATE // 2, dtype=np.float32)]
-    pieces.append(np.zeros(RATE, dtype=np.float32))
-    encoder = StreamingEncoder(FORMATS["wav"], RATE)
-    try:
-        return encoder.encode(np.concatenate(pieces)) + encoder.finish()
-    finally:
-        encoder.close()
 
 
 def _client(base_url: str, key: str) -> httpx.Client:
@@ -301,7 +242,7 @@ def test_a_voice_cloned_through_one_server_is_used_through_the_other(cluster):
         response = a.post(
             "/v1/voice-cloning/clone",
             data={"name": "narrator", "transcript": TRANSCRIPT, "consent": "true"},
-            files={"audio_file": ("sample.wav", _sample_wav(), "audio/wav")},
+            files={"audio_file": ("sample.wav", sample_wav(), "audio/wav")},
         )
         # then A answers at once with the queued job (a worker does the work)
         assert response.status_code == 202, response.text

@@ -2,17 +2,16 @@
 of a path, so `../`, NUL, absolute paths and very long names cannot escape or collide."""
 
 import re
-import struct
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from django.core.files.storage import FileSystemStorage
 from django.test import Client
 from hostile_cases import HOSTILE_NAMES, Case
 
 from ingest.models import IngestJob, job_input_key
+from tests.support.audio import encoded, tone
 from voices.models import (
     Voice,
     VoiceConsent,
@@ -30,12 +29,9 @@ SERVER_KEY = re.compile(
 )
 
 
-def _tone_wav(seconds: float = 1.0, rate: int = 24000) -> bytes:
-    """A short tone: real audio that decodes (and is too little speech for a voice)."""
-    samples = (np.sin(np.arange(int(seconds * rate)) * 0.05) * 8000).astype("<i2").tobytes()
-    header = b"RIFF" + struct.pack("<I", 36 + len(samples)) + b"WAVEfmt "
-    header += struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-    return header + b"data" + struct.pack("<I", len(samples)) + samples
+def _tone_wav() -> bytes:
+    """A second's tone: real audio that decodes (and is too little speech for a voice)."""
+    return encoded(tone(1.0))
 
 
 def _sendable(text: str) -> str:

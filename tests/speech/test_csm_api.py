@@ -13,19 +13,19 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from django.core.files.base import ContentFile
 from prometheus_client import REGISTRY
 from scheduler_support import hold
 
 from speech.audio.decode import decode_audio
-from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS, SAMPLE_RATE
+from speech.audio.formats import SAMPLE_RATE
 from speech.engines.base import EngineState
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
 from speech.engines.csm.batching import CsmBatch
 from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get
+from tests.support.audio import encoded, noise, tone
+from tests.support.voices import cloned_voice
 from voices.models import Voice
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,24 +34,6 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 TEXT = "Good morning, and welcome to the show."
 # One second of audio: 13 frames generated, 24000 samples delivered.
 ONE_SECOND = {"seed": 1, "max_audio_length_ms": 1000}
-
-
-def encoded(samples: np.ndarray, fmt: str = "wav") -> bytes:
-    encoder = StreamingEncoder(FORMATS[fmt], SAMPLE_RATE)
-    try:
-        return encoder.encode(samples) + encoder.finish()
-    finally:
-        encoder.close()
-
-
-def tone(seconds: float, frequency: float = 220.0) -> np.ndarray:
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-
-
-def noise(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.2 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
 
 
 def b64(samples: np.ndarray, fmt: str = "wav") -> str:
@@ -80,17 +62,7 @@ def record_prompt_lengths(monkeypatch) -> list[int]:
 @pytest.fixture
 def narrator(csm_engine, alice, media_root) -> Voice:
     """Alice's cloned voice: two seconds of reference audio (25 frames)."""
-    voice = Voice(
-        owner=alice,
-        name="narrator",
-        kind=Voice.Kind.CLONED,
-        source=Voice.Source.UPLOAD,
-        reference_text="This is how I sound.",
-        duration_seconds=2.0,
-    )
-    voice.reference_audio.save("upload.wav", ContentFile(encoded(tone(2.0))), save=False)
-    voice.save()
-    return voice
+    return cloned_voice(alice, "narrator", tone(2.0), "This is how I sound.")
 
 
 def speech(api: httpx.Client, **fields) -> httpx.Response:

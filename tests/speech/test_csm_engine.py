@@ -13,13 +13,19 @@ import numpy as np
 import pytest
 import torch
 from asgiref.sync import async_to_sync
-from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 from huggingface_hub import errors as hub_errors
 
-from speech.audio.encoder import StreamingEncoder
-from speech.audio.formats import FORMATS, SAMPLE_RATE
-from speech.engines.base import EngineNotReady, EngineState, SynthesisParams, VoiceSpec
+from speech import references as references_module
+from speech.audio.formats import SAMPLE_RATE
+from speech.engines.base import (
+    EngineError,
+    EngineNotReady,
+    EngineState,
+    SynthesisParams,
+    VoiceSpec,
+)
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
 from speech.engines.csm.batching import CsmBatch
@@ -28,8 +34,12 @@ from speech.engines.csm.loading import CsmOptions, describe_failure, load_csm
 from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get, engines_reset
 from speech.models_catalog import engine_name_for_model
+from speech.references import VoiceReferences
 from speech.services import speech_plan
+from tests.support.audio import noise, tone
+from tests.support.voices import cloned_voice
 from voices.models import Voice, VoiceCodes
+from voices.standard import STANDARD_VOICES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,40 +55,6 @@ LONG_TEXT = (
 
 def stored_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
-
-
-def wav_bytes(samples: np.ndarray) -> bytes:
-    encoder = StreamingEncoder(FORMATS["wav"], SAMPLE_RATE)
-    try:
-        return encoder.encode(samples) + encoder.finish()
-    finally:
-        encoder.close()
-
-
-def tone(seconds: float, frequency: float) -> np.ndarray:
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-
-
-def noise(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.2 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
-
-
-def cloned_voice(owner, name: str, samples: np.ndarray, text: str, speaker: int = 0) -> Voice:
-    """A cloned voice whose reference audio is stored through the model's FileField."""
-    voice = Voice(
-        owner=owner,
-        name=name,
-        kind=Voice.Kind.CLONED,
-        source=Voice.Source.UPLOAD,
-        reference_text=text,
-        speaker_id=speaker,
-        duration_seconds=samples.size / SAMPLE_RATE,
-    )
-    voice.reference_audio.save("upload.wav", ContentFile(wav_bytes(samples)), save=False)
-    voice.save()
-    return voice
 
 
 def spec(voice: Voice) -> VoiceSpec:
@@ -325,16 +301,18 @@ def test_standard_voices_are_generated_deterministically_and_rebuilt_on_command(
     csm_engine, media_root, quick_references
 ):
     # given alloy prepared once
-    (first,) = standard_voices.standard_voices_prepare(
-        csm_engine.generate_reference, names=["alloy"]
+    (prepared,) = standard_voices.standard_voices_prepare(
+        csm_engine.generate_reference, VoiceReferences(), names=["alloy"]
     )
+    first = builtin("alloy")
+    assert prepared.voice_id == str(first.id)
     first_audio = first.reference_audio.read()
     assert first.duration_seconds == pytest.approx(15 * SAMPLES_PER_FRAME / SAMPLE_RATE)
     # when it is prepared again, it is kept
     (kept,) = standard_voices.standard_voices_prepare(
-        csm_engine.generate_reference, names=["alloy"]
+        csm_engine.generate_reference, VoiceReferences(), names=["alloy"]
     )
-    assert kept.id == first.id
+    assert kept.voice_id == str(first.id)
     # when the command rebuilds it
     out = io.StringIO()
     call_command("csm_voices", "alloy", "--rebuild", stdout=out)
@@ -345,6 +323,28 @@ def test_standard_voices_are_generated_deterministically_and_rebuilt_on_command(
     assert f"alloy: regenerated (1.2 s, id {rebuilt.id})" in out.getvalue()
     assert rebuilt.reference_audio.read() == first_audio
     assert stored_files(media_root) == {rebuilt.reference_audio.name}
+
+
+def test_every_standard_voice_has_a_recipe_with_its_place_as_speaker():
+    assert standard_voices.STANDARD_VOICE_NAMES == STANDARD_VOICES
+    for speaker, name in enumerate(STANDARD_VOICES):
+        assert standard_voices.standard_voice_recipe(name)[0] == speaker
+
+
+def test_a_database_that_cannot_be_reached_is_worth_a_retry(csm_engine, media_root, monkeypatch):
+    # given looking up the standard voice's stored reference fails
+    def unreachable(name):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(references_module, "builtin_voice", unreachable)
+    # when alloy is asked for
+    with pytest.raises(EngineError) as caught:
+        speak(csm_engine, ["Hello."], VoiceSpec(name="alloy", standard="alloy"), seed=1)
+    # then the caller is told to retry, and nothing was generated or stored
+    assert caught.value.retryable
+    assert caught.value.message == "the database is unavailable; retry shortly."
+    assert not Voice.objects.exists()
+    assert stored_files(media_root) == set()
 
 
 def test_the_command_refuses_names_that_are_not_standard_voices(media_root):
@@ -365,7 +365,7 @@ def test_a_voice_that_cannot_be_saved_leaves_no_file_behind(media_root, monkeypa
     monkeypatch.setattr(Voice, "save", refuse)
     # when
     with pytest.raises(RuntimeError, match="database is gone"):
-        standard_voices.standard_voices_prepare(fake_reference, names=["echo"])
+        standard_voices.standard_voices_prepare(fake_reference, VoiceReferences(), names=["echo"])
     # then
     assert stored_files(media_root) == set()
     assert not Voice.objects.exists()
@@ -373,7 +373,8 @@ def test_a_voice_that_cannot_be_saved_leaves_no_file_behind(media_root, monkeypa
 
 def test_a_failed_rebuild_keeps_the_voice_it_was_replacing(media_root, monkeypatch):
     # given echo exists
-    (echo,) = standard_voices.standard_voices_prepare(fake_reference, names=["echo"])
+    standard_voices.standard_voices_prepare(fake_reference, VoiceReferences(), names=["echo"])
+    echo = builtin("echo")
 
     # when its rebuild cannot save the new row
     def refuse(self, *args, **kwargs):
@@ -381,13 +382,24 @@ def test_a_failed_rebuild_keeps_the_voice_it_was_replacing(media_root, monkeypat
 
     monkeypatch.setattr(Voice, "save", refuse)
     with pytest.raises(OSError, match="disk full"):
-        standard_voices.standard_voices_prepare(fake_reference, names=["echo"], rebuild=True)
+        standard_voices.standard_voices_prepare(
+            fake_reference, VoiceReferences(), names=["echo"], rebuild=True
+        )
     # then the old row and its file are still there, and nothing else
     assert builtin("echo").id == echo.id
     assert stored_files(media_root) == {echo.reference_audio.name}
 
 
 # --- loading failures -------------------------------------------------------------------------
+
+
+def test_the_registry_builds_csm_with_the_speech_apps_reference_provider(csm_engine):
+    assert isinstance(csm_engine.references, VoiceReferences)
+
+
+def test_csm_is_not_built_without_a_reference_provider():
+    with pytest.raises(RuntimeError, match="reference provider"):
+        CsmEngine()
 
 
 def test_an_empty_checkpoint_directory_leaves_csm_unavailable_with_advice(settings):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from speech.audio.formats import SAMPLE_RATE
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.csm import batching
 from speech.engines.csm import engine as engine_module
@@ -29,6 +28,7 @@ from speech.engines.csm.generation import FrameGenerator, Sampling
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 from speech.engines.scheduler import FrameJob, FrameScheduler
+from tests.support.audio import tone
 
 SENTENCE = "Hello there, how are you today?"
 
@@ -56,11 +56,6 @@ def frames(model) -> FrameGenerator:
 @pytest.fixture
 def batch(model, builder) -> CsmBatch:
     return CsmBatch(model, builder, None)
-
-
-def tone(seconds: float, frequency: float = 220.0) -> np.ndarray:
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
 
 
 def turn(speaker: int, text: str, audio: np.ndarray) -> dict:

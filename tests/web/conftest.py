@@ -16,12 +16,8 @@ def browse(live_server_url: str) -> Callable[..., Any]:
 
 
 @pytest.fixture(autouse=True)
-def _jobs_run_in_process(monkeypatch) -> None:
-    """Jobs run in the server's process, as in the embedded default (CI sets REDIS_URL, which
-    otherwise sends them to a broker that no worker reads here)."""
-    from csmsite.celery import app
-
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
+def _jobs_in_process(jobs_run_in_process) -> None:
+    """Every test here runs jobs in the server's process (tests/support/fixtures.py)."""
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from web_ui_support import PHONE, TRANSCRIPT, sample_wav, screenshot, stored_voi
 from ingest.models import IngestJob
 from voices.models import Voice
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 AUDIO_READY = """() => {
@@ -120,7 +120,7 @@ def test_cloning_without_consent_is_refused_with_a_readable_message(browse, alic
 
 def test_clone_progress_arrives_over_the_job_websocket(browse, alice, wav, monkeypatch):
     # given a worker that takes the job only once the page listens to it
-    from ingest.services import job_run
+    from ingest.pipeline import job_run
     from ingest.tasks import ingest_job_task
 
     listening = threading.Event()

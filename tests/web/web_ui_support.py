@@ -6,19 +6,14 @@ refuses database calls from a thread with a running event loop. So each browser 
 on its own thread (`run_browser`), and the tests set up and check the database outside it.
 """
 
-import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings as django_settings
-from scipy.signal import resample_poly
 
-from speech.audio.encoder import encode_wav
-from speech.engines.base import SynthesisParams, VoiceSpec
-from speech.engines.registry import engine_get
+from tests.support.audio import RATE, TRANSCRIPT, recording, sample_wav
 from voices.models import Voice
 from voices.services import voice_store
 
@@ -27,42 +22,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
-RATE = 24000
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "A gentle breeze moved slowly through the tall grass by the river.",
-)
-TRANSCRIPT = " ".join(SENTENCES)
 # Bounds that only stop a test that would otherwise hang; nothing is timed.
 BROWSER_WAIT_MS = 60_000
 THREAD_WAIT_S = 240
-
-
-# --- Recordings -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def _spoken(text: str) -> np.ndarray:
-    chunks = engine_get("espeak").synthesize(
-        [text], VoiceSpec(name="alloy", standard="alloy"), SynthesisParams()
-    )
-    return resample_poly(np.concatenate(list(chunks)), 160, 147).astype(np.float32)
-
-
-@functools.cache
-def _sample() -> np.ndarray:
-    pause = np.zeros(RATE // 2, dtype=np.float32)
-    pieces = [pause]
-    for sentence in SENTENCES:
-        pieces += [_spoken(sentence), pause]
-    audio = np.concatenate(pieces)
-    return audio + 0.003 * np.random.default_rng(0).standard_normal(audio.size).astype(np.float32)
-
-
-@functools.cache
-def sample_wav() -> bytes:
-    """eSpeak NG reading SENTENCES with pauses and a little steady noise, as a 24 kHz WAV."""
-    return encode_wav(_sample(), RATE)
 
 
 def stored_voice(owner: Any, name: str, *, public: bool = False, description: str = "") -> Voice:
@@ -74,7 +36,7 @@ def stored_voice(owner: Any, name: str, *, public: bool = False, description: st
         source=Voice.Source.UPLOAD,
         description=description,
         reference_text=TRANSCRIPT,
-        duration_seconds=_sample().size / RATE,
+        duration_seconds=recording().size / RATE,
         is_public=public,
     )
     return voice_store(voice=voice, reference_wav=sample_wav())

@@ -6,14 +6,12 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.db import DatabaseError, close_old_connections
 
 from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.audio.formats import SAMPLE_RATE
@@ -36,11 +34,14 @@ from speech.engines.csm.generation import Sampling, lay_out_codebook_heads
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
-from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
+from speech.engines.csm.standard_voices import STANDARD_VOICE_NAMES, standard_voices_prepare
+from speech.engines.references import (
+    ReferenceProvider,
+    ReferencesUnavailable,
+    StoredCodes,
+    StoredReference,
+)
 from speech.engines.scheduler import FrameScheduler, Session
-from voices.models import Voice
-from voices.selectors import voice_codes_get
-from voices.services import voice_codes_store
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,15 @@ class CsmEngine(Engine):
     )
     loads_in_background = True
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, references: ReferenceProvider | None = None) -> None:
+        if references is None:
+            # Every voice CSM speaks is a stored reference: without a provider it cannot speak.
+            raise RuntimeError(
+                "the CSM engine needs a reference provider; register one with "
+                "speech.engines.registry.engines_use_references"
+            )
+        super().__init__(references)
+        self._provider: ReferenceProvider = references
         self._loaded: LoadedCsm | None = None
         self._builder: PromptBuilder | None = None
         self._batch: CsmBatch | None = None
@@ -147,9 +155,17 @@ class CsmEngine(Engine):
 
     def _prepare_standard_voices(self) -> None:
         try:
-            standard_voices_prepare(self.generate_reference)
+            self.standard_voices_prepare()
         except Exception:
             logger.exception("preparing the standard voices failed; they are made on first use")
+
+    def standard_voices_prepare(
+        self, names: Iterable[str] = STANDARD_VOICE_NAMES, *, rebuild: bool = False
+    ) -> list[StoredReference]:
+        """Make sure the standard voices in `names` are stored; regenerate them when `rebuild`."""
+        return standard_voices_prepare(
+            self.generate_reference, self._provider, names=names, rebuild=rebuild
+        )
 
     def describe_load_failure(self, exc: Exception) -> str:
         return describe_failure(exc, self.options())
@@ -196,11 +212,9 @@ class CsmEngine(Engine):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             raise EngineError("the GPU ran out of memory; retry shortly.", retryable=True) from exc
-        except DatabaseError as exc:
-            # Looking up or preparing a standard voice needs the database.
-            raise EngineError(
-                "the database is unavailable; retry shortly.", retryable=True
-            ) from exc
+        except ReferencesUnavailable as exc:
+            # Looking up or storing a voice's reference needs the provider's store.
+            raise EngineError(str(exc), retryable=True) from exc
         except RuntimeError as exc:
             logger.exception("CSM generation failed")
             raise EngineError("the model failed to generate audio.", retryable=False) from exc
@@ -310,88 +324,75 @@ class CsmEngine(Engine):
 
     def _reference(self, voice: VoiceSpec) -> Segment | None:
         """The voice's reference segment: a cloned voice's, or a standard voice's stored one."""
-        storage_name, text, speaker = voice.reference_audio, voice.reference_text, voice.speaker_id
-        voice_id = voice.voice_id
-        if storage_name is None and voice.standard is not None:
-            try:
-                stored = (
-                    builtin_voice(voice.standard)
-                    or standard_voices_prepare(self.generate_reference, names=[voice.standard])[0]
-                )
-            finally:
-                close_old_connections()
-            storage_name = stored.reference_audio.name
-            text, speaker, voice_id = stored.reference_text, stored.speaker_id, str(stored.pk)
-        if storage_name is None:
+        stored = self._stored_reference(voice)
+        if stored is None:
             return None
-        codes = self._reference_codes(storage_name, text, voice_id)
+        codes = self._reference_codes(stored)
         return Segment(
-            speaker, text, codes, pinned=True, prefix_key=f"{storage_name}|{speaker}|{text}"
+            stored.speaker,
+            stored.text,
+            codes,
+            pinned=True,
+            prefix_key=f"{stored.audio}|{stored.speaker}|{stored.text}",
         )
 
-    def _reference_codes(self, storage_name: str, text: str, voice_id: str | None) -> torch.Tensor:
+    def _stored_reference(self, voice: VoiceSpec) -> StoredReference | None:
+        cloned = voice.stored_reference
+        if cloned is not None or voice.standard is None:
+            return cloned
+        return (
+            self._provider.builtin_get(voice.standard)
+            or self.standard_voices_prepare([voice.standard])[0]
+        )
+
+    def _reference_codes(self, stored: StoredReference) -> torch.Tensor:
         """Codec codes of a stored reference: from this process's LRU, else as stored with the
         voice, else encoded now (and stored with the voice for every later request)."""
-        key = (storage_name, text)
+        key = (stored.audio, stored.text)
         with self._references_lock:
             if key in self._references:
                 self._references.move_to_end(key)
                 return self._references[key]
-        tag = self._codes_tag(storage_name)
-        codes = self._stored_codes(voice_id, tag) if voice_id else None
-        if codes is None:
-            with default_storage.open(storage_name, "rb") as handle:
-                samples = decode_audio(
-                    handle, sample_rate=SAMPLE_RATE, max_seconds=MAX_CONTEXT_AUDIO_SECONDS
-                )
+        tag = self._codes_tag(stored.audio)
+        voice_id = stored.voice_id
+        kept = self._provider.codes_get(voice_id=voice_id, tag=tag) if voice_id else None
+        if kept is None:
+            samples = decode_audio(
+                self._provider.reference_audio(stored.audio),
+                sample_rate=SAMPLE_RATE,
+                max_seconds=MAX_CONTEXT_AUDIO_SECONDS,
+            )
             codes = self._encode(samples)
             if voice_id:
-                self._store_codes(voice_id, tag, codes)
+                self._provider.codes_store(voice_id=voice_id, tag=tag, codes=_to_stored(codes))
+        else:
+            codes = _from_stored(kept)
         with self._references_lock:
             self._references[key] = codes
             while len(self._references) > _REFERENCE_CACHE_SIZE:
                 self._references.popitem(last=False)
         return codes
 
-    def _codes_tag(self, storage_name: str) -> str:
-        return hashlib.sha256(f"{self._codec_fingerprint}|{storage_name}".encode()).hexdigest()
+    def _codes_tag(self, audio: str) -> str:
+        return hashlib.sha256(f"{self._codec_fingerprint}|{audio}".encode()).hexdigest()
 
-    @staticmethod
-    def _stored_codes(voice_id: str, tag: str) -> torch.Tensor | None:
-        try:
-            found = voice_codes_get(voice_id=voice_id, tag=tag)
-        finally:
-            close_old_connections()
-        if found is None:
-            return None
-        data, codebooks = found
-        array = np.frombuffer(data, dtype="<i2").astype(np.int64).reshape(-1, codebooks)
-        return torch.from_numpy(array)
-
-    @staticmethod
-    def _store_codes(voice_id: str, tag: str, codes: torch.Tensor) -> None:
-        data = codes.to(torch.int16).numpy().astype("<i2").tobytes()
-        try:
-            voice_codes_store(voice_id=voice_id, tag=tag, codes=data, codebooks=codes.shape[1])
-        finally:
-            close_old_connections()
-
-    def voice_created(self, voice_id: str) -> None:
+    def reference_created(self, reference: StoredReference) -> None:
         if settings.CSM_PREPARE_VOICES:
             threading.Thread(
-                target=self.voice_prepare, args=(voice_id,), name="csm-voice-codes", daemon=True
+                target=self.reference_prepare,
+                args=(reference,),
+                name="csm-voice-codes",
+                daemon=True,
             ).start()
 
-    def voice_prepare(self, voice_id: str) -> None:
+    def reference_prepare(self, reference: StoredReference) -> None:
         """Compute a just-created voice's reference codes now, so its first request need not."""
         try:
-            voice = Voice.objects.filter(pk=voice_id).first()
-            if voice is not None and voice.reference_audio:
-                self._reference_codes(voice.reference_audio.name, voice.reference_text, voice_id)
+            self._reference_codes(reference)
         except Exception:
-            logger.exception("preparing the codes of voice %s failed; made on first use", voice_id)
-        finally:
-            close_old_connections()
+            logger.exception(
+                "preparing the codes of voice %s failed; made on first use", reference.voice_id
+            )
 
     def _encode_turn(self, turn: ContextTurn) -> Segment:
         return Segment(turn.speaker, turn.text, self._encode(turn.samples))
@@ -400,6 +401,16 @@ class CsmEngine(Engine):
         assert self._loaded is not None and self._scheduler is not None
         codec = self._loaded.model.codec_model
         return self._scheduler.call(encode_audio, codec, torch.from_numpy(samples)).cpu()
+
+
+def _to_stored(codes: torch.Tensor) -> StoredCodes:
+    data = codes.to(torch.int16).numpy().astype("<i2").tobytes()
+    return StoredCodes(data=data, codebooks=codes.shape[1])
+
+
+def _from_stored(kept: StoredCodes) -> torch.Tensor:
+    array = np.frombuffer(kept.data, dtype="<i2").astype(np.int64).reshape(-1, kept.codebooks)
+    return torch.from_numpy(array)
 
 
 class _Piece:

@@ -2,9 +2,10 @@
 
 CSM has no named voices: without context each generation invents a speaker. So each standard
 voice is generated once, deterministically (a fixed seed, speaker id and sentence per voice),
-stored as a built-in `Voice` (audio file + transcript + speaker id), and from then on every
-request for it is conditioned on that same reference: the voice stays the same across
-requests, restarts and users. Requests never rewrite it; `manage.py csm_voices --rebuild` does.
+stored as a built-in voice (audio + transcript + speaker id) through the engine's reference
+provider, and from then on every request for it is conditioned on that same reference: the voice
+stays the same across requests, restarts and users. Requests never rewrite it;
+`manage.py csm_voices --rebuild` does.
 """
 
 import logging
@@ -13,13 +14,9 @@ import zlib
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from django.db import close_old_connections, transaction
 
-from speech.audio.encoder import encode_wav
 from speech.audio.formats import SAMPLE_RATE
-from voices.models import Voice
-from voices.services import voice_store
-from voices.standard import STANDARD_VOICES
+from speech.engines.references import ReferenceProvider, StoredReference
 
 logger = logging.getLogger(__name__)
 
@@ -40,64 +37,50 @@ _SENTENCES: dict[str, str] = {
     "cedar": "Well now, that's a fine question, and it deserves a careful answer.",
 }
 
-# (speaker id, sentence, seed) -> mono float32 audio at 24 kHz; supplied by the engine.
+# The names in OpenAI's order (voices.standard.STANDARD_VOICES): a voice's speaker id is its
+# place here, so stored references keep the speaker ids they were generated with.
+STANDARD_VOICE_NAMES: tuple[str, ...] = tuple(_SENTENCES)
+
+# (speaker id, sentence, seed) -> mono float32 audio at SAMPLE_RATE; supplied by the engine.
 ReferenceGenerator = Callable[[int, str, int], np.ndarray]
 
-_prepare_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in STANDARD_VOICES}
+_prepare_locks: dict[str, threading.Lock] = {
+    name: threading.Lock() for name in STANDARD_VOICE_NAMES
+}
 
 
 def standard_voice_recipe(name: str) -> tuple[int, str, int]:
     """(speaker id, sentence, seed) of a standard voice: fixed, so generation is repeatable."""
-    speaker = STANDARD_VOICES.index(name)
+    speaker = STANDARD_VOICE_NAMES.index(name)
     return speaker, _SENTENCES[name], zlib.crc32(name.encode())
 
 
-def builtin_voice(name: str) -> Voice | None:
-    return (
-        Voice.objects.filter(owner__isnull=True, kind=Voice.Kind.BUILTIN, name=name)
-        .exclude(reference_audio="")
-        .first()
-    )
-
-
 def standard_voices_prepare(
-    generate: ReferenceGenerator, *, names: Iterable[str] = STANDARD_VOICES, rebuild: bool = False
-) -> list[Voice]:
-    """Make sure the standard voices in `names` exist (all regenerated when `rebuild`)."""
+    generate: ReferenceGenerator,
+    references: ReferenceProvider,
+    *,
+    names: Iterable[str] = STANDARD_VOICE_NAMES,
+    rebuild: bool = False,
+) -> list[StoredReference]:
+    """Make sure the standard voices in `names` are stored (all regenerated when `rebuild`)."""
     prepared = []
-    try:
-        for name in names:
-            # Per voice: a request waiting for one voice never waits for the whole set.
-            with _prepare_locks[name]:
-                voice = None if rebuild else builtin_voice(name)
-                prepared.append(voice or _create(name, generate))
-    finally:
-        # Called from worker threads, which Django's request cycle never cleans up after.
-        close_old_connections()
+    for name in names:
+        # Per voice: a request waiting for one voice never waits for the whole set.
+        with _prepare_locks[name]:
+            stored = None if rebuild else references.builtin_get(name)
+            prepared.append(stored or _create(name, generate, references))
     return prepared
 
 
-def _create(name: str, generate: ReferenceGenerator) -> Voice:
+def _create(
+    name: str, generate: ReferenceGenerator, references: ReferenceProvider
+) -> StoredReference:
     speaker, sentence, seed = standard_voice_recipe(name)
     samples = generate(speaker, sentence, seed)
     if samples.size == 0:
         raise RuntimeError(f"the reference for voice '{name}' came out empty")
-    voice = Voice(
-        owner=None,
-        name=name,
-        kind=Voice.Kind.BUILTIN,
-        source=Voice.Source.GENERATED,
-        reference_text=sentence,
-        speaker_id=speaker,
-        duration_seconds=samples.size / SAMPLE_RATE,
-        is_public=True,
-    )
-    # voice_store writes the file, then the row, and removes the file if the row fails; the
-    # old reference's row goes in the same transaction (its file once that commits).
-    with transaction.atomic():
-        Voice.objects.filter(owner__isnull=True, name=name).delete()
-        voice_store(voice=voice, reference_wav=encode_wav(samples, SAMPLE_RATE))
+    stored = references.builtin_store(name=name, samples=samples, text=sentence, speaker=speaker)
     logger.info(
-        "standard voice %s prepared (%.1f s of reference audio)", name, voice.duration_seconds
+        "standard voice %s prepared (%.1f s of reference audio)", name, samples.size / SAMPLE_RATE
     )
-    return voice
+    return stored

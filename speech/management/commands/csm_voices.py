@@ -5,8 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from speech.engines.base import EngineState
-from speech.engines.csm.standard_voices import builtin_voice, standard_voices_prepare
+from speech.engines.csm.engine import CsmEngine
 from speech.engines.registry import engine_get
+from speech.references import builtin_voice
 from voices.standard import STANDARD_VOICES
 
 
@@ -30,13 +31,14 @@ class Command(BaseCommand):
             raise CommandError(f"Not standard voices: {', '.join(unknown)}")
         names = names or list(STANDARD_VOICES)
         engine = engine_get("csm")
+        assert isinstance(engine, CsmEngine)
         engine.load()  # already loading in the background: waits for it
         if engine.state is not EngineState.READY:
             raise CommandError(f"CSM is unavailable: {engine.reason}")
         for name in names:
             existed = builtin_voice(name) is not None
-            voice = standard_voices_prepare(
-                engine.generate_reference, names=[name], rebuild=rebuild
-            )[0]
+            engine.standard_voices_prepare([name], rebuild=rebuild)
+            voice = builtin_voice(name)
+            assert voice is not None
             action = "regenerated" if existed and rebuild else "kept" if existed else "created"
             self.stdout.write(f"{name}: {action} ({voice.duration_seconds:.1f} s, id {voice.id})")

@@ -1,10 +1,13 @@
-"""Fixtures shared by the ingest tests: tiny random Whisper checkpoints, built offline."""
+"""Tiny random Whisper checkpoints, built offline, and WHISPER_MODEL pointed at one (fixtures
+registered by tests/conftest.py)."""
 
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+
+from ingest.transcribe import transcriber_reset
 
 # Small enough to build and run in a moment. The audio context stays 1500 (whisper always feeds
 # 30 s windows of 3000 mel frames, halved by the encoder's strided convolution) and the text
@@ -28,6 +31,7 @@ MULTILINGUAL_VOCAB = 51865
 
 def build_tiny_whisper(path: Path, *, multilingual: bool = False, seed: int = 0) -> Path:
     """A randomly initialised Whisper checkpoint in the format `whisper.load_model` reads."""
+    # Deferred: torch and whisper load only for the tests that build a checkpoint.
     import torch
     from whisper.model import ModelDimensions, Whisper
 
@@ -64,8 +68,6 @@ def tiny_multilingual_whisper_path(tmp_path_factory) -> Path:
 @pytest.fixture
 def whisper_model(settings, tiny_whisper_path) -> Iterator[Path]:
     """WHISPER_MODEL set to the tiny checkpoint (English), with no model loaded before or after."""
-    from ingest.transcribe import transcriber_reset
-
     settings.WHISPER_MODEL = str(tiny_whisper_path)
     settings.WHISPER_LANGUAGE = "en"
     transcriber_reset()

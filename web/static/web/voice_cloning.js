@@ -1,4 +1,3 @@
-{% verbatim %}
 // The /voice-cloning page. Everything from the server or the user goes into the page as text
 // (textContent, text nodes, attribute values), never as HTML.
 (() => {
@@ -375,4 +374,3 @@
     });
   });
 })();
-{% endverbatim %}

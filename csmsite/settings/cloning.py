@@ -1,0 +1,55 @@
+"""Voice cloning: what a caller may send (uploads, YouTube links), what a voice keeps, the
+transcription, and the ingest jobs that do the work."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from csmsite.env import env_bool, env_float, env_int, env_list, env_str
+
+# Limits on what a caller may send, and what a voice keeps.
+VOICE_UPLOAD_MAX_BYTES = env_int("VOICE_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+VOICE_MAX_AUDIO_SECONDS = env_float("VOICE_MAX_AUDIO_SECONDS", 600.0, minimum=5.0, maximum=7200.0)
+VOICE_MIN_SPEECH_SECONDS = env_float("VOICE_MIN_SPEECH_SECONDS", 3.0, minimum=0.5, maximum=60.0)
+# The longest reference kept for a voice (the cleanest speech windows, with their transcript).
+VOICE_REFERENCE_SECONDS = env_float("VOICE_REFERENCE_SECONDS", 20.0, minimum=3.0, maximum=120.0)
+VOICE_KEEP_ORIGINALS = env_bool("VOICE_KEEP_ORIGINALS", False)
+# A clone needs the caller to attest the right to clone the voice (false: single-user installs).
+VOICE_REQUIRE_CONSENT = env_bool("VOICE_REQUIRE_CONSENT", True)
+
+# The openai-whisper model that transcribes cloned voices.
+WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
+# The language Whisper transcribes in (a code such as en or de); auto: detect it.
+WHISPER_LANGUAGE = env_str("WHISPER_LANGUAGE", "en")
+
+# --- YouTube links ------------------------------------------------------------------------------
+YOUTUBE_ALLOWED_HOSTS = env_list(
+    "YOUTUBE_ALLOWED_HOSTS",
+    ["youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be"],
+)
+YOUTUBE_MAX_DURATION_SECONDS = env_float(
+    "YOUTUBE_MAX_DURATION_SECONDS", 600.0, minimum=1.0, maximum=3600.0
+)
+# The longest video a section may be cut from (the whole audio stream is downloaded).
+YOUTUBE_MAX_VIDEO_SECONDS = env_float(
+    "YOUTUBE_MAX_VIDEO_SECONDS", 3 * 3600.0, minimum=1.0, maximum=24 * 3600.0
+)
+YOUTUBE_MAX_DOWNLOAD_BYTES = env_int(
+    "YOUTUBE_MAX_DOWNLOAD_BYTES", 200 * 1024 * 1024, minimum=1024 * 1024
+)
+YOUTUBE_SOCKET_TIMEOUT_SECONDS = env_float(
+    "YOUTUBE_SOCKET_TIMEOUT_SECONDS", 30.0, minimum=1.0, maximum=600.0
+)
+# The yt-dlp extractors a link may reach, by exact name ("youtube": single videos only).
+YOUTUBE_ALLOWED_EXTRACTORS = env_list("YOUTUBE_ALLOWED_EXTRACTORS", ["youtube"])
+
+# --- Ingest jobs --------------------------------------------------------------------------------
+# The synchronous cloning routes wait this long for their job, then answer 202 with it.
+INGEST_WAIT_SECONDS = env_float("INGEST_WAIT_SECONDS", 60.0, minimum=0.0, maximum=600.0)
+INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)
+# A running job's worker touches its row this often; a running job untouched for
+# INGEST_STALE_SECONDS lost its worker, and the next delivery of its message takes it over.
+INGEST_HEARTBEAT_SECONDS = env_float("INGEST_HEARTBEAT_SECONDS", 10.0, minimum=0.1, maximum=600.0)
+INGEST_STALE_SECONDS = env_float("INGEST_STALE_SECONDS", 60.0, minimum=0.5, maximum=86400.0)
+if INGEST_STALE_SECONDS <= 2 * INGEST_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "INGEST_STALE_SECONDS must be more than twice INGEST_HEARTBEAT_SECONDS"
+    )

@@ -1,0 +1,140 @@
+"""Who may use the server and how: the secret key, hosts, accounts and their limits, HTTPS and
+browser hardening, and the bounds on request bodies."""
+
+import ipaddress
+import re
+import secrets
+
+from django.core.exceptions import ImproperlyConfigured
+
+from csmsite.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str
+from csmsite.settings.base import DEBUG, MIDDLEWARE, VAR_DIR
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in VAR_DIR."""
+    key = env_secret("SECRET_KEY")
+    if key:
+        if len(key) < 32:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
+        return key
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Accounts -------------------------------------------------------------------------------
+# The account that `make run` prepares, and that keyless requests act as.
+ADMIN_USERNAME = env_str("ADMIN_USERNAME", "admin")
+# required: every request that generates audio or touches voices needs an API key.
+# open: a trusted single-user localhost; requests without a key act as ADMIN_USERNAME.
+AUTH_MODE = env_choice("AUTH_MODE", "required", ["required", "open"])
+# The Django admin's URL path (move it off the well-known /admin/).
+ADMIN_URL = env_str("ADMIN_URL", "admin/").strip("/") + "/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "api-keys"
+LOGOUT_REDIRECT_URL = "login"
+# Per-key (keyless: per-user) limits on speech generation; 0 turns a limit off.
+RATE_LIMIT_REQUESTS_PER_MINUTE = env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 120, minimum=0)
+RATE_LIMIT_CONCURRENT = env_int("RATE_LIMIT_CONCURRENT", 4, minimum=0)
+
+# Sign-in (the login page and the admin's): after this many failed attempts for one username
+# from one address within the window, further attempts are refused without checking the password.
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
+
+# --- Browsers and HTTPS ---------------------------------------------------------------------
+# Browser hardening that holds everywhere (Django's defaults, stated so they cannot drift).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Load balancers and scrapers probe over plain HTTP: health checks and metrics are never
+# redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+
+_PLAIN_HTTP_SUFFIXES = (".localhost", ".local", ".lan", ".internal", ".home.arpa")
+
+
+def _is_plain_http_host(host: str) -> bool:
+    """Hosts usually served without TLS: loopback, IP addresses (a LAN install reached as
+    http://192.168.1.10), local names, and the wildcard. A domain name suggests TLS."""
+    name = host.strip().lower().lstrip(".").strip("[]")
+    if name in {"localhost", "*", ""} or name.endswith(_PLAIN_HTTP_SUFFIXES):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https: the header (as Django's META names
+    it) and value by which the TLS-terminating proxy says the original request was HTTPS."""
+    raw = env_str("SECURE_PROXY_SSL_HEADER")
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", header) or not value or "," in value:
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={raw!r} must be HEADER,value such as "
+            "HTTP_X_FORWARDED_PROTO,https"
+        )
+    return header, value
+
+
+# HTTPS: the site is reached over TLS, so redirect plain HTTP, send HSTS and mark cookies
+# secure. On by default for a production install (DEBUG off and a domain name among the
+# hosts); the embedded default (`make run` on 127.0.0.1), docker-compose on localhost and a LAN
+# install reached by its IP address serve plain HTTP. HTTPS=true|false decides explicitly.
+HTTPS = env_bool("HTTPS", not DEBUG and not all(_is_plain_http_host(h) for h in ALLOWED_HOSTS))
+# Only trust this header when a proxy always sets it (and strips it from clients' requests).
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # The preload directive only matters once the domain is submitted to hstspreload.org.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # An operator who turns one of these off has decided: `check --deploy` need not repeat it.
+    SILENCED_SYSTEM_CHECKS += [
+        check
+        for check, enabled in [
+            ("security.W008", SECURE_SSL_REDIRECT),
+            ("security.W005", SECURE_HSTS_INCLUDE_SUBDOMAINS),
+            ("security.W021", SECURE_HSTS_PRELOAD),
+        ]
+        if not enabled
+    ]
+# Django's checks look for its own clickjacking and CSRF middleware by name; ours are those
+# same classes, skipped only on the token-authenticated API (core/middleware.py).
+if "core.middleware.BrowserXFrameOptionsMiddleware" in MIDDLEWARE:
+    SILENCED_SYSTEM_CHECKS.append("security.W002")
+if "core.middleware.BrowserCsrfMiddleware" in MIDDLEWARE:
+    SILENCED_SYSTEM_CHECKS.append("security.W003")
+
+# --- Request bodies -------------------------------------------------------------------------
+# A speech request is small JSON: 4096 characters of input, even fully \u-escaped, fit easily.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024, minimum=16 * 1024)
+# Conversation requests carry their context turns' audio as base64 in the JSON body.
+CONVERSATION_MAX_BODY_BYTES = env_int(
+    "CONVERSATION_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=16 * 1024
+)
+# Django's own cap on a body read into memory: the parsers enforce the limits above, per route.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, CONVERSATION_MAX_BODY_BYTES)
+# A request body whose next piece takes longer than this is given up (408): a client that
+# announces a body and then trickles or stops cannot hold a request open (core/body_limit.py).
+REQUEST_BODY_TIMEOUT_SECONDS = env_float(
+    "REQUEST_BODY_TIMEOUT_SECONDS", 60.0, minimum=0.1, maximum=3600.0
+)

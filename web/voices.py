@@ -1,0 +1,47 @@
+"""The voice cloning page's session endpoints for stored voices: a voice's recording, and
+deleting one's own voice. Visibility is the API's: another user's private voice is a 404."""
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from api.error_codes import ErrorCode
+from api.errors import ApiError
+from voices.errors import NotVoiceOwner, VoiceNotFound
+from voices.selectors import voices_visible_to
+from voices.services import voice_delete_owned
+from web.media import ranged_file_response
+
+
+@login_required
+@require_GET
+def voice_audio(request: HttpRequest, voice_id: uuid.UUID) -> HttpResponse:
+    """A visible voice's reference recording, with byte ranges: without them a browser cannot
+    seek, and Chromium cannot even tell an Ogg file's duration."""
+    voice = voices_visible_to(request.user).filter(id=voice_id).first()
+    if voice is None or not voice.reference_audio:
+        return _voice_not_found()
+    response = ranged_file_response(request, voice.reference_audio, "audio/wav")
+    # A voice's recording never changes (a new recording is a new voice), but it is private.
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_POST
+def voice_delete_view(request: HttpRequest, voice_id: uuid.UUID) -> HttpResponse:
+    try:
+        deleted_id = voice_delete_owned(user=request.user, name_or_id=str(voice_id))
+    except VoiceNotFound:
+        return _voice_not_found()
+    except NotVoiceOwner:
+        error = ApiError(403, "Only the owner can delete this voice.", code=ErrorCode.NOT_OWNER)
+        return error.as_json_response()
+    return JsonResponse({"id": deleted_id, "deleted": True})
+
+
+def _voice_not_found() -> JsonResponse:
+    error = ApiError(404, "No such voice.", param="voice", code=ErrorCode.VOICE_NOT_FOUND)
+    return error.as_json_response()
