@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from django.test import Client
 from django.urls import reverse
-from web_ui_support import sample_wav, stored_voice
 
 from ingest.models import IngestJob
+from tests.support.audio import sample_wav
+from tests.support.voices import cloned_voice as stored_voice
 from voices.models import Voice
 from web.media import waveform_svg_path
 

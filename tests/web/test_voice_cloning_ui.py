@@ -13,9 +13,11 @@ from urllib.parse import urlparse
 import pytest
 from django.db import connections
 from playwright.sync_api import expect
-from web_ui_support import PHONE, TRANSCRIPT, sample_wav, screenshot, stored_voice
+from web_ui_support import PHONE, screenshot
 
 from ingest.models import IngestJob
+from tests.support.audio import TRANSCRIPT, sample_wav
+from tests.support.voices import cloned_voice as stored_voice
 from voices.models import Voice
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]

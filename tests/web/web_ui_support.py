@@ -13,10 +13,6 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from tests.support.audio import RATE, TRANSCRIPT, recording, sample_wav
-from voices.models import Voice
-from voices.services import voice_store
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking"]
 DESKTOP = {"width": 1280, "height": 900}
@@ -25,21 +21,6 @@ SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
 # Bounds that only stop a test that would otherwise hang; nothing is timed.
 BROWSER_WAIT_MS = 60_000
 THREAD_WAIT_S = 240
-
-
-def stored_voice(owner: Any, name: str, *, public: bool = False, description: str = "") -> Voice:
-    """A cloned voice stored directly, as a finished job would leave it."""
-    voice = Voice(
-        owner=owner,
-        name=name,
-        kind=Voice.Kind.CLONED,
-        source=Voice.Source.UPLOAD,
-        description=description,
-        reference_text=TRANSCRIPT,
-        duration_seconds=recording().size / RATE,
-        is_public=public,
-    )
-    return voice_store(voice=voice, reference_wav=sample_wav())
 
 
 # --- The browser ----------------------------------------------------------------------------------
