@@ -50,10 +50,3 @@ def key_is_well_formed(key: str) -> bool:
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def key_masked(key: str) -> str:
-    """A form of a presented key that is safe to show in an error message or a log."""
-    if len(key) <= 12:
-        return "***"
-    return f"{key[:8]}***{key[-4:]}"

@@ -5,18 +5,26 @@ refused without checking the password. The count lives in the cache (Redis in pr
 every server process shares it; the window starts at the first failure. It is kept per
 username and client address: one attacker cannot lock a user out from everywhere, and
 guessing many passwords for one account from one address is stopped.
+
+The username is counted in the form that identifies the account, not as typed: Django
+NFKC-normalises a username before looking it up, so "ivan" with a fullwidth "i" signs in as
+"ivan".
+The counter's name is the NFKC-casefolded, stripped name, so every spelling that can reach
+one account (width, case, combining marks, ligatures, surrounding whitespace) shares its count.
 """
 
 import hashlib
 import math
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+
+from core.cache import limits_cache as cache
 
 T = TypeVar("T")
 
@@ -40,9 +48,17 @@ def sign_in_throttled(check: Callable[[], T], *, request: HttpRequest | None, us
         raise
 
 
+def username_canonical(username: str) -> str:
+    """The name every spelling of one account's username shares (Unicode's caseless match:
+    NFKC, casefold, NFKC again, since casefolding can undo the normal form)."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+    return folded.strip()
+
+
 def _failures_key(request: HttpRequest | None, username: str) -> str:
     address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
-    digest = hashlib.sha256(f"{username.strip().lower()}\0{address}".encode()).hexdigest()
+    name = username_canonical(username)
+    digest = hashlib.sha256(f"{name}\0{address}".encode()).hexdigest()
     return f"login-failures:{digest}"
 
 

@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.errors import ApiKeyLimitReached
 from accounts.keys import DISPLAY_PREFIX_LENGTH, key_generate, key_hash
 from accounts.models import ApiKey, Usage
 
@@ -74,7 +75,17 @@ def user_default_forget() -> None:
 def api_key_create(
     *, owner: AbstractUser, name: str = "", expires: datetime.datetime | None = None
 ) -> tuple[ApiKey, str]:
-    """Create a key; the plaintext is returned here once and never stored."""
+    """Create a key; the plaintext is returned here once and never stored.
+
+    Raises ApiKeyLimitReached when the owner already has API_KEYS_PER_USER_MAX active keys
+    (whoever creates it: the owner's page, or an operator's `createapikey`).
+    """
+    limit = settings.API_KEYS_PER_USER_MAX
+    if limit:
+        # Lock the owner's row: two creations at once cannot both see room for one more.
+        list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values("pk"))
+        if _active_keys_count(owner=owner) >= limit:
+            raise ApiKeyLimitReached(limit)
     key = key_generate()
     api_key = ApiKey.objects.create(
         owner=owner,
@@ -85,6 +96,15 @@ def api_key_create(
         expires=expires,
     )
     return api_key, key
+
+
+def _active_keys_count(*, owner: AbstractUser) -> int:
+    now = timezone.now()
+    return (
+        ApiKey.objects.filter(owner=owner, revoked=None)
+        .filter(Q(expires__isnull=True) | Q(expires__gt=now))
+        .count()
+    )
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:

@@ -22,6 +22,7 @@ from api.serializers.voices import VoiceDeletedSerializer
 from api.speech import SpeakingView
 from api.voice_jobs import CreatingView, voice_create
 from api.voices import VOICE_PATH_PARAMS
+from api.write_limits import WritesThrottled
 from ingest.jobs import job_start_upload, job_start_youtube
 from ingest.models import IngestJob
 from ingest.progress import job_event
@@ -122,7 +123,7 @@ class ClonedVoiceListView(APIView):
         return Response({"voices": [cloned_voice_body(v) for v in voices.order_by("name")]})
 
 
-class ClonedVoiceDetailView(APIView):
+class ClonedVoiceDetailView(WritesThrottled, APIView):
     error_params = VOICE_PATH_PARAMS
 
     @extend_schema(responses={200: VoiceDeletedSerializer}, operation_id="deleteClonedVoice")

@@ -14,11 +14,12 @@ from api.errors import ApiError, invalid_request
 from api.idempotency import idempotent
 from api.parsers import BoundedJSONParser
 from api.serializers import cloning as s
-from api.throttling import RateLimitHeadersMixin
+from api.write_limits import WritesThrottled
 from ingest.audio import recording_checked
+from ingest.jobs import jobs_using_consent
 from voices.models import VoiceConsent
 from voices.selectors import text_is_storable
-from voices.services import consent_create
+from voices.services import consent_create, consent_delete
 
 _PAGE_DEFAULT = 20
 _PAGE_MAX = 100
@@ -34,7 +35,7 @@ def consent_body(consent: VoiceConsent) -> dict[str, Any]:
     }
 
 
-class VoiceConsentListView(RateLimitHeadersMixin, APIView):
+class VoiceConsentListView(WritesThrottled, APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(
@@ -89,7 +90,7 @@ def _limit(raw: str | None) -> int:
         raise invalid_request("limit must be an integer.", param="limit") from exc
 
 
-class VoiceConsentDetailView(APIView):
+class VoiceConsentDetailView(WritesThrottled, APIView):
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def _consent(self, request: Request, consent_id: str) -> VoiceConsent:
@@ -127,5 +128,6 @@ class VoiceConsentDetailView(APIView):
     )
     def delete(self, request: Request, consent_id: str) -> Response:
         consent = self._consent(request, consent_id)
-        consent.delete()
+        # A consent that voices were, or are being, made with stays: 409 naming them.
+        consent_delete(consent=consent, jobs=jobs_using_consent(consent))
         return Response({"id": consent_id, "object": "audio.voice_consent", "deleted": True})

@@ -25,16 +25,23 @@ class ErrorCode(StrEnum):
     STRING_BELOW_MIN_LENGTH = "string_below_min_length"
 
     # The HTTP exchange itself (DRF's own codes for method, media type and permission).
+    # AUTH_MODE=open: a keyless write sent by another site's page (api/authentication.py).
+    CROSS_SITE_REQUEST = "cross_site_request"
     INVALID_API_KEY = "invalid_api_key"
+    # A Host not in ALLOWED_HOSTS (answered by core/hosts.py, which cannot import this enum).
+    INVALID_HOST = "invalid_host"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_ACCEPTABLE = "not_acceptable"
     PERMISSION_DENIED = "permission_denied"
     REQUEST_TIMEOUT = "request_timeout"
     REQUEST_TOO_LARGE = "request_too_large"
+    # More query parameters, form fields or files than DATA_UPLOAD_MAX_NUMBER_FIELDS / _FILES.
+    TOO_MANY_FIELDS = "too_many_fields"
     UNKNOWN_URL = "unknown_url"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
     # Limits and the server's own state.
+    API_KEY_LIMIT_REACHED = "api_key_limit_reached"
     CONCURRENCY_LIMIT_EXCEEDED = "concurrency_limit_exceeded"
     DATABASE_UNAVAILABLE = "database_unavailable"
     QUEUE_UNAVAILABLE = "queue_unavailable"
@@ -67,6 +74,8 @@ class ErrorCode(StrEnum):
     NOT_OWNER = "not_owner"
     VOICE_NOT_FOUND = "voice_not_found"
     VOICE_PROTECTED = "voice_protected"
+    CONSENT_IN_USE = "consent_in_use"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
     # Cloning (ingest.errors): what is wrong with a recording, a URL or a voice's details.
     CONSENT_NOT_FOUND = "consent_not_found"
@@ -84,9 +93,11 @@ class ErrorCode(StrEnum):
     NAME_TOO_LONG = "name_too_long"
     NO_USABLE_SPEECH = "no_usable_speech"
     NOT_AUDIO = "not_audio"
+    RECORDING_TOO_LONG = "recording_too_long"
     SILENT = "silent"
     START_AFTER_END = "start_after_end"
     TOO_LITTLE_SPEECH = "too_little_speech"
+    TOO_MANY_JOBS = "too_many_jobs"
     TRANSCRIPT_AUDIO_TOO_LONG = "transcript_audio_too_long"
     UNSUPPORTED_FORMAT = "unsupported_format"
     URL_NOT_ALLOWED = "url_not_allowed"

@@ -7,12 +7,19 @@ and the rest passes to the caller unchanged (the field as `param`, the hint as R
 
 from dataclasses import dataclass
 
+from accounts.errors import ApiKeyLimitReached
 from api.error_codes import ErrorCode, ErrorType
-from ingest.errors import IngestError
+from ingest.errors import IngestError, TooManyJobs
 from speech.errors import EngineUnavailable, InvalidInput, UnknownModel
 from speech.watermark import WatermarkUnavailable
 from speech.watermark.service import DETECT_RETRY_AFTER_SECONDS
-from voices.errors import NotVoiceOwner, VoiceNotFound, VoiceProtected
+from voices.errors import (
+    ConsentInUse,
+    NotVoiceOwner,
+    QuotaExceeded,
+    VoiceNotFound,
+    VoiceProtected,
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,16 @@ DOMAIN_ERRORS: dict[type[Exception], Wire] = {
     VoiceNotFound: Wire(404),
     VoiceProtected: Wire(400),
     NotVoiceOwner: Wire(403),
+    # The request is fine; the state it meets is not (a consent still in use, a full quota):
+    # 409, as deleting a voice (or a consent) resolves it, and the same request then succeeds.
+    ConsentInUse: Wire(409),
+    QuotaExceeded: Wire(409),
     # ingest: what is wrong with a recording, a URL or a voice's details
     IngestError: Wire(400),
+    # ...but one job too many for the caller is a wait: 429, as OpenAI answers a rate limit
+    TooManyJobs: Wire(429, ErrorType.REQUESTS),
+    # accounts
+    ApiKeyLimitReached: Wire(409),
 }
 
 

@@ -11,9 +11,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import bad_request
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,6 +24,7 @@ from rest_framework.response import Response
 
 from api.error_codes import ErrorCode, ErrorType
 from api.error_map import openai_error_of
+from core.middleware import is_api_request
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +180,8 @@ def _api_error_of(exc: Exception) -> ApiError | None:
         )
     if isinstance(exc, RequestDataTooBig):
         return ApiError(413, "The request body is too large.", code=ErrorCode.REQUEST_TOO_LARGE)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return too_many_fields(exc)
     if isinstance(exc, drf_exceptions.ValidationError):
         return validation_error(exc.detail)
     if isinstance(exc, drf_exceptions.ParseError):
@@ -198,6 +203,20 @@ def _api_error_of(exc: Exception) -> ApiError | None:
     if isinstance(exc, drf_exceptions.APIException):
         return ApiError(exc.status_code, str(exc.detail), code=exc.default_code)
     return unavailable_service_error(exc)
+
+
+def too_many_fields(exc: TooManyFieldsSent | TooManyFilesSent) -> ApiError:
+    """Django refuses to parse more query parameters and form fields than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS, or more files than DATA_UPLOAD_MAX_NUMBER_FILES, wherever
+    the request is first read; that is the client's mistake, not the server's."""
+    if isinstance(exc, TooManyFilesSent):
+        what, limit = "files", settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    else:
+        what, limit = "query parameters and form fields", settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    return invalid_request(
+        f"The request has too many {what}: at most {limit} are read.",
+        code=ErrorCode.TOO_MANY_FIELDS,
+    )
 
 
 # Seconds to suggest before retrying while the database or the broker is unreachable.
@@ -222,6 +241,15 @@ def unavailable_service_error(exc: BaseException) -> ApiError | None:
             retry_after=SERVICE_RETRY_AFTER_SECONDS,
         )
     return None
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's answer to a request it refused before or outside DRF (a SuspiciousOperation):
+    too many fields in OpenAI's shape on the API, as DRF's views answer it; otherwise Django's
+    own page."""
+    if isinstance(exception, TooManyFieldsSent | TooManyFilesSent) and is_api_request(request):
+        return too_many_fields(exception).as_json_response()
+    return bad_request(request, exception)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -5,8 +5,11 @@ key claims it; its final answer (any status below 500) is kept for 24 hours, per
 with a fingerprint of the request. A repeat with the same fingerprint gets that answer again
 (`Idempotent-Replayed: true`); the same key on a different request is refused (422), and a
 repeat that arrives while the first is still running is told so (409). A 5xx is not kept: the
-caller may retry it with the same key. Entries live in the cache (Redis in production), so all
-server processes share them.
+caller may retry it with the same key. Entries live in the "limits" cache (Redis in production,
+so all server processes share them), apart from the rest of the cache: other traffic cannot
+push them out. Embedded, they are bounded as a kind of their own (LIMITS_CACHE_MAX_ENTRIES,
+least recently used out): a flood of fresh keys can evict only older idempotency records, never
+a rate limit or a sign-in throttle.
 """
 
 import functools
@@ -18,13 +21,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.error_codes import ErrorCode
 from api.errors import ApiError, api_error_from
+from core.cache import limits_cache as cache
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

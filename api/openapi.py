@@ -31,7 +31,10 @@ _ERROR_DESCRIPTIONS = {
     401: "No API key, or a malformed, unknown, revoked or expired one.",
     403: "Only the owner may do this.",
     404: "Not found (another user's private voice or job answers the same).",
-    409: "A request with the same Idempotency-Key is still running.",
+    409: (
+        "A request with the same Idempotency-Key is still running; a storage quota is full "
+        "(`quota_exceeded`); or a consent is still in use by voices (`consent_in_use`)."
+    ),
     413: "The request body is too large.",
     415: "Unsupported Content-Type.",
     422: "The Idempotency-Key was used with another request.",
@@ -51,9 +54,11 @@ _OPERATION_ERRORS: dict[str, tuple[int, ...]] = {
     "cloneVoice": _CREATES,
     "cloneVoiceFromYoutube": _CREATES,
     "createVoice": _CREATES,
-    "createVoiceConsent": (409, 422),
-    "deleteVoice": (403,),
-    "deleteClonedVoice": (403,),
+    "createVoiceConsent": (409, 422, 429),
+    "updateVoiceConsent": (429,),
+    "deleteVoiceConsent": (409, 429),
+    "deleteVoice": (403, 429),
+    "deleteClonedVoice": (403, 429),
 }
 
 

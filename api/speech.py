@@ -15,8 +15,12 @@ from api.serializers.speech import (
     ConversationRequestSerializer,
     SpeechRequestSerializer,
 )
-from api.streaming import speech_response
-from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
+from api.streaming import generation_admit, speech_response
+from api.throttling import (
+    RateLimitHeadersMixin,
+    RequestsPerMinuteThrottle,
+    request_api_key,
+)
 from speech.services import conversation_plan, speech_plan
 from speech.synthesis import SpeechStream
 
@@ -64,5 +68,14 @@ class ConversationView(SpeakingView):
     async def post(self, request: Request) -> Response:
         serializer = ConversationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        plan = await conversation_plan(data=serializer.validated_data, user=request.user)
-        return await speech_response(SpeechStream(plan), sse=False, request=request)
+        # The slots first: decoding the context is the costly part of planning, and a request
+        # the server has no room for must cost nothing.
+        release = generation_admit(user=request.user, api_key=request_api_key(request))
+        try:
+            plan = await conversation_plan(data=serializer.validated_data, user=request.user)
+        except BaseException:
+            release()
+            raise
+        return await speech_response(
+            SpeechStream(plan), sse=False, request=request, admitted=release
+        )

@@ -23,7 +23,7 @@ from django.db import connections
 from django.http import StreamingHttpResponse
 from rest_framework.request import Request
 
-from accounts.limits import generation_slot_acquire, generation_slot_release, limit_identity
+from accounts.limits import USER, generation_slots_acquire
 from accounts.models import ApiKey
 from accounts.services import usage_record
 from api.error_codes import ErrorCode, ErrorType
@@ -142,37 +142,61 @@ class SpeechResponse(StreamingHttpResponse):
             super().close()
 
 
-async def speech_response(stream: SpeechStream, *, sse: bool, request: Request) -> SpeechResponse:
+async def speech_response(
+    stream: SpeechStream,
+    *,
+    sse: bool,
+    request: Request,
+    admitted: Callable[[], None] | None = None,
+) -> SpeechResponse:
     """`speech_stream_response` for an API request's caller."""
     return await speech_stream_response(
-        stream, sse=sse, user=request.user, api_key=request_api_key(request)
+        stream, sse=sse, user=request.user, api_key=request_api_key(request), admitted=admitted
     )
 
 
-async def speech_stream_response(
-    stream: SpeechStream, *, sse: bool, user: AbstractBaseUser, api_key: ApiKey | None
-) -> SpeechResponse:
-    """Admit the caller's generation and stream it. The slots it takes are given back, and its
-    usage recorded, by the worker when generation stops, however the response ends."""
-    identity = limit_identity(user=user, api_key=api_key)
-    if not generation_slot_acquire(identity):
+def generation_admit(*, user: AbstractBaseUser, api_key: ApiKey | None) -> Callable[[], None]:
+    """Take the caller's generation slots, or refuse (429 for the caller's own limit, 503 when
+    the server is full); returns what gives them back, to be called exactly once."""
+    # The key's own slots and the user's (over all the user's keys).
+    slots = generation_slots_acquire(user=user, api_key=api_key)
+    if slots.refused_by is not None:
+        whose = "your account's API keys" if slots.refused_by == USER else "this API key"
         raise rate_limited(
-            "Too many generations at once for this API key; wait for one to finish.",
+            f"Too many generations at once for {whose}; wait for one to finish.",
             code=ErrorCode.CONCURRENCY_LIMIT_EXCEEDED,
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
-    if not speech_slots.try_acquire():
-        generation_slot_release(identity)
+    # The process's own slots, shared fairly between users (speech/admission.py).
+    owner = str(user.pk)
+    if not speech_slots.try_acquire(owner):
+        slots.release()
         raise service_unavailable(
             "The server is busy generating other requests; retry shortly.",
             code=ErrorCode.SERVER_BUSY,
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
 
-    # Both run on the worker thread once generation has really stopped, however it ended.
     def free_slots() -> None:
-        speech_slots.release()
-        generation_slot_release(identity)
+        speech_slots.release(owner)
+        slots.release()
+
+    return free_slots
+
+
+async def speech_stream_response(
+    stream: SpeechStream,
+    *,
+    sse: bool,
+    user: AbstractBaseUser,
+    api_key: ApiKey | None,
+    admitted: Callable[[], None] | None = None,
+) -> SpeechResponse:
+    """Admit the caller's generation (unless `admitted` is what gives back the slots a view
+    took already, from `generation_admit`) and stream it. The slots are given back, and its
+    usage recorded, by the worker when generation stops, however the response ends."""
+    # Run on the worker thread once generation has really stopped, however it ended.
+    free_slots = admitted or generation_admit(user=user, api_key=api_key)
 
     def record_usage() -> None:
         metrics.observe_generation(engine, stream.timings.engine_seconds, stream.audio_seconds)

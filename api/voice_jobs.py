@@ -22,6 +22,7 @@ from api.errors import ApiError
 from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle
 from ingest.models import IngestJob
 from ingest.progress import job_event
+from ingest.tasks import embedded_job_wait
 from voices.models import Voice
 
 _POLL_SECONDS = 0.2
@@ -51,9 +52,10 @@ async def voice_create(
 
 
 def _started(start: Callable[..., IngestJob]) -> Callable[..., Any]:
-    """`start` in a worker thread (it runs the whole job when jobs run in-process), closing
-    that thread's database connection afterwards: Django closes connections at the end of a
-    request only in the thread that finishes the request."""
+    """`start` in a worker thread (it checks the request, stores the upload and sends the job;
+    a job run in-process goes to its own pool, not this thread's), closing that thread's
+    database connection afterwards: Django closes connections at the end of a request only in
+    the thread that finishes the request."""
 
     def run(**kwargs: Any) -> IngestJob:
         try:
@@ -67,6 +69,8 @@ def _started(start: Callable[..., IngestJob]) -> Callable[..., Any]:
 async def _finished_job(job: IngestJob) -> IngestJob:
     """The job once finished, or as it is when INGEST_WAIT_SECONDS have passed."""
     deadline = time.monotonic() + settings.INGEST_WAIT_SECONDS
+    # A job run in-process says when it ends; one run by a worker is polled for.
+    await embedded_job_wait(job.id, timeout=settings.INGEST_WAIT_SECONDS)
     while True:
         job = await IngestJob.objects.select_related("voice").aget(id=job.id)
         if job.is_finished or time.monotonic() >= deadline:

@@ -25,6 +25,7 @@ from api.serializers.voices import (
     VoiceListSerializer,
 )
 from api.voice_jobs import CreatingView, voice_create
+from api.write_limits import WritesThrottled
 from ingest.audio import UPLOAD_PARAM
 from ingest.jobs import job_start_upload
 from voices.models import Voice
@@ -116,7 +117,7 @@ class VoicesView(CreatingView):
         )
 
 
-class VoiceDetailView(APIView):
+class VoiceDetailView(WritesThrottled, APIView):
     error_params = VOICE_PATH_PARAMS
 
     def get_permissions(self) -> list[Any]:

@@ -5,7 +5,9 @@ or parser can look at it, so a per-route limit checked by a parser comes too lat
 gigabytes, or for one that announces a size and then trickles or stops. This layer sits in
 front of Django: it refuses at once a body whose Content-Length is over the route's limit,
 stops reading a body (chunked, or lying about its length) as soon as it passes the limit, and
-gives up on a body whose next piece does not arrive within REQUEST_BODY_TIMEOUT_SECONDS.
+gives up on a body whose next piece does not arrive within REQUEST_BODY_TIMEOUT_SECONDS, or
+that, once that long has passed, averages less than REQUEST_BODY_MIN_BYTES_PER_SECOND (a timeout
+per piece alone lets a byte every few seconds hold a request for ever).
 The exact per-route limits (a JSON body, a conversation, an upload) stay with the parsers;
 this one is the same or a little larger, so it never refuses what they would accept. The app
 that serves the routes declares them here when it is ready (api/body_limits.py): this module
@@ -145,6 +147,15 @@ def _declared_length(scope: dict) -> int | None:
     return None
 
 
+def next_piece_wait(started: float, now: float, received: int) -> float:
+    """Seconds the next piece of a body may take: REQUEST_BODY_TIMEOUT_SECONDS, and no later
+    than the body's allowance so far, that timeout plus the time its `received` bytes earn at
+    REQUEST_BODY_MIN_BYTES_PER_SECOND since `started` (0 or less: it is too slow already)."""
+    idle = settings.REQUEST_BODY_TIMEOUT_SECONDS
+    allowance = idle + received / settings.REQUEST_BODY_MIN_BYTES_PER_SECOND
+    return min(idle, started + allowance - now)
+
+
 def bounded_body_app(app: ASGIApp) -> ASGIApp:
     """Wrap an HTTP ASGI app so that request bodies over their route's limit never reach it."""
 
@@ -161,6 +172,8 @@ def bounded_body_app(app: ASGIApp) -> ASGIApp:
         received = 0
         finished = False
         refusal: _BodyRefused | None = None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
 
         async def guarded_receive() -> dict[str, Any]:
             nonlocal received, finished, refusal
@@ -168,9 +181,10 @@ def bounded_body_app(app: ASGIApp) -> ASGIApp:
                 # The body is read (or refused): what is left is waiting for a disconnect.
                 return await receive()
             try:
-                message = await asyncio.wait_for(
-                    receive(), timeout=settings.REQUEST_BODY_TIMEOUT_SECONDS
-                )
+                wait = next_piece_wait(started, loop.time(), received)
+                if wait <= 0:
+                    raise TimeoutError
+                message = await asyncio.wait_for(receive(), timeout=wait)
             except TimeoutError:
                 refusal = _BodyRefused(
                     408,

@@ -55,7 +55,12 @@ from yt_dlp.utils import (
 )
 
 from ingest.errors import IngestError
-from speech.audio.decode import ALLOWED_CODECS, sniff_container
+from speech.audio.decode import (
+    ALLOWED_CODECS,
+    AudioDecodeError,
+    check_sample_rate,
+    sniff_container,
+)
 from speech.audio.formats import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -741,7 +746,17 @@ def _audio_stream(container: av.container.InputContainer) -> av.AudioStream:
     stream = container.streams.audio[0]
     if stream.codec_context.name not in ALLOWED_CODECS:
         raise _not_audio(f"The audio codec '{stream.codec_context.name}' is not supported.")
+    _check_rate(stream.sample_rate)
     return stream
+
+
+def _check_rate(rate: int | None) -> None:
+    """decode_audio's sample-rate floor and ceiling: a header claiming 1 Hz would make the
+    resampler turn each decoded sample into thousands before the section's budget sees them."""
+    try:
+        check_sample_rate(rate)
+    except AudioDecodeError as exc:
+        raise _not_audio(str(exc)) from exc
 
 
 def _seek(container: av.container.InputContainer, stream: av.AudioStream, start: float) -> None:
@@ -802,6 +817,8 @@ def _decode_section(
             need = round(duration * sample_rate)
             # Slack for the last frame, which may overshoot (a FLAC frame can be ~1.5 s).
             cursor = _SectionCursor(skip, need, budget=skip + need + 4 * sample_rate)
+        # Each frame says its own rate, and may contradict the stream's header.
+        _check_rate(frame.sample_rate)
         frame.pts = None  # the resampler keeps its own clock; odd timestamps cannot confuse it
         for converted in resampler.resample(frame):
             cursor.take(converted.to_ndarray().reshape(-1).astype(np.float32, copy=False))

@@ -11,3 +11,11 @@ class IngestError(Exception):
         self.message = message
         self.code = code
         self.param = param
+
+
+class TooManyJobs(IngestError):
+    """The caller already has INGEST_JOBS_PER_USER jobs queued or running: a wait, not a fault
+    of the request (the same request succeeds once one of them finishes)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="too_many_jobs")

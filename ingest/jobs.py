@@ -11,18 +11,24 @@ transcript, consent ({method, recording}) and, for a YouTube clip, url, start_ti
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from ingest.audio import UPLOAD_PARAM, check_upload
-from ingest.errors import IngestError
+from ingest.audio import UPLOAD_PARAM, check_upload, reference_bytes_bound
+from ingest.errors import IngestError, TooManyJobs
 from ingest.models import IngestJob
-from ingest.tasks import ingest_job_task
+from ingest.tasks import EMBEDDED_SINCE, ingest_job_task
 from voices.models import Voice, VoiceConsent
+from voices.selectors import file_size
+from voices.services import voice_quota_check
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +85,33 @@ def _check_name(owner: AbstractBaseUser, name: str, param: str) -> str:
     return name
 
 
+def _check_quota(owner: AbstractBaseUser, *, upload_bytes: int = 0) -> None:
+    """Refuse (voices.errors.QuotaExceeded) a job whose voice would not fit the owner's quota,
+    counting the jobs still in flight as the voices, and uploads, they will store."""
+    in_flight = list(
+        IngestJob.objects.filter(
+            owner=owner, status__in=[IngestJob.Status.QUEUED, IngestJob.Status.RUNNING]
+        ).only("input_audio")
+    )
+    pending_bytes = sum(reference_bytes_bound() + file_size(job.input_audio) for job in in_flight)
+    voice_quota_check(
+        owner=owner,
+        in_flight=len(in_flight),
+        new_bytes=pending_bytes + reference_bytes_bound() + upload_bytes,
+    )
+
+
+def jobs_using_consent(consent: VoiceConsent) -> list[tuple[str, str]]:
+    """(voice name, job id) of the jobs still queued or running that will link `consent` to
+    the voice they make: until they finish, the consent is in use."""
+    jobs = IngestJob.objects.filter(
+        owner_id=consent.owner_id,
+        status__in=[IngestJob.Status.QUEUED, IngestJob.Status.RUNNING],
+        request__consent__recording=consent.id,
+    ).order_by("created")
+    return [(job.request.get("name", ""), str(job.id)) for job in jobs]
+
+
 def _details(*, name: str, description: str, transcript: str, consent: dict) -> dict[str, Any]:
     return {
         "name": name,
@@ -106,6 +139,9 @@ def job_start_upload(
     head = upload.read(16)
     upload.seek(0)
     check_upload(head, upload.size or 0, param=UPLOAD_PARAM)
+    # Before the upload is stored; checked again, race-free, as the job's row is written.
+    _check_job_room(owner)
+    _check_quota(owner, upload_bytes=upload.size or 0)
     job = IngestJob(
         owner=owner,
         kind=IngestJob.Kind.UPLOAD,
@@ -144,10 +180,12 @@ def job_start_youtube(
             code="duration_too_long",
             param="duration",
         )
+    _check_quota(owner)
     # Deferred: yt_dlp is heavy, and once loaded its lazy modules break inductor's graph pickling.
     from ingest.download import validate_source_url
 
     url = validate_source_url(url)
+    _check_job_room(owner)
     request = _details(
         name=name, description=description, transcript=transcript, consent=consent_info
     )
@@ -157,8 +195,41 @@ def job_start_youtube(
     return job
 
 
+def _check_job_room(owner: AbstractBaseUser) -> None:
+    """Refuse (TooManyJobs) a job beyond the owner's INGEST_JOBS_PER_USER queued or running
+    ones. A running job whose heartbeat went stale has lost its worker and does not count, nor
+    does a job queued without a broker by a process that has since stopped."""
+    stale_before = timezone.now() - timedelta(seconds=settings.INGEST_STALE_SECONDS)
+    queued = Q(status=IngestJob.Status.QUEUED)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        queued &= Q(created__gte=EMBEDDED_SINCE)
+    in_flight = (
+        IngestJob.objects.filter(owner=owner)
+        .filter(queued | Q(status=IngestJob.Status.RUNNING, updated__gte=stale_before))
+        .count()
+    )
+    limit = settings.INGEST_JOBS_PER_USER
+    if in_flight >= limit:
+        raise TooManyJobs(
+            f"You already have {limit} cloning job{'s' if limit != 1 else ''} queued or running, "
+            "the most one account may have at once. Wait for one to finish "
+            "(GET /v1/voice-cloning/jobs/{id}), then try again."
+        )
+
+
 def _queue(job: IngestJob) -> None:
     with transaction.atomic():
+        # One owner's job starts take turns from here to the commit (the owner's row locked;
+        # SQLite's transactions are serial anyway), so concurrent ones cannot all pass the check.
+        list(
+            get_user_model()
+            .objects.select_for_update()
+            .filter(pk=job.owner_id)
+            .values_list("pk", flat=True)
+        )
+        _check_job_room(job.owner)
+        # Again under the lock: the check before the upload was stored may have raced another.
+        _check_quota(job.owner, upload_bytes=file_size(job.input_audio))
         job.save(force_insert=True)
         # Only once the row is committed can a worker see it.
         transaction.on_commit(lambda: _dispatch(job.id))
@@ -169,8 +240,9 @@ def _dispatch(job_id: uuid.UUID) -> None:
         ingest_job_task.delay(str(job_id))
     except Exception:
         if ingest_job_task.app.conf.task_always_eager:
-            # Run in-process, the task has already marked the job failed.
-            logger.exception("ingest job %s did not complete", job_id)
+            # Not handed to the in-process pool (the process is shutting down): the job stays
+            # queued, as with a broker no worker reads.
+            logger.exception("ingest job %s could not be started", job_id)
             return
         # The broker cannot be reached: no worker will ever see this job. It is taken back
         # (the caller's upload is removed by the caller), and the error answers 503.

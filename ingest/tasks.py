@@ -1,11 +1,101 @@
-"""The Celery task that runs an ingest job: acknowledged late, retried a bounded number of times."""
+"""The Celery task that runs an ingest job: acknowledged late, retried a bounded number of times.
 
-from celery import shared_task
+Without a broker (CELERY_TASK_ALWAYS_EAGER, the embedded default) a job still runs in the
+background: sending it hands it to this process's own pool of INGEST_EMBEDDED_WORKERS threads.
+Never to the event loop's default executor, which decodes requests' audio (conversation
+context, watermark uploads) and starts jobs: however many jobs wait, requests do not wait
+behind them.
+"""
+
+import asyncio
+import contextvars
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from celery import Task, shared_task
 from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_THREAD_PREFIX = "ingest-job"
+# Without a broker a queued job lives only in this process's pool: one queued before this
+# process started was lost with the process that queued it and will never run.
+EMBEDDED_SINCE = timezone.now()
+
+# Jobs handed to the embedded pool and not yet finished, by job id.
+_embedded: dict[str, Future] = {}
+_embedded_lock = threading.Lock()
+
+
+@cache
+def _embedded_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        max_workers=settings.INGEST_EMBEDDED_WORKERS, thread_name_prefix=EMBEDDED_THREAD_PREFIX
+    )
+
+
+def _run_embedded(run: Callable[[], Any], job_id: str) -> None:
+    try:
+        run()
+    except Exception:
+        # The task has marked the job failed; nobody waits on this thread to be told.
+        logger.exception("ingest job %s did not complete", job_id)
+    finally:
+        # A pool thread may not touch the database again for a long while.
+        connections.close_all()
+
+
+class IngestJobTask(Task):
+    """Sent to the broker, or, when tasks run eagerly, to the embedded pool."""
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, **options):
+        send = super().apply_async
+        if not self.app.conf.task_always_eager:
+            return send(args, kwargs, task_id, producer, **options)
+        job_id = str((args or (None,))[0])
+
+        def run() -> Any:
+            return send(args, kwargs, task_id, producer, **options)
+
+        # The job's log lines carry the request's id (a contextvar) too.
+        future = _embedded_executor().submit(
+            contextvars.copy_context().run, _run_embedded, run, job_id
+        )
+        with _embedded_lock:
+            _embedded[job_id] = future
+        future.add_done_callback(lambda _: _forget(job_id, future))
+        return future
+
+
+def _forget(job_id: str, future: Future) -> None:
+    with _embedded_lock:
+        if _embedded.get(job_id) is future:
+            del _embedded[job_id]
+
+
+async def embedded_job_wait(job_id: uuid.UUID | str, *, timeout: float) -> None:
+    """Wait (at most `timeout` seconds) for a job this process runs itself to finish; at once
+    when it runs elsewhere or has finished."""
+    with _embedded_lock:
+        future = _embedded.get(str(job_id))
+    if future is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+    except TimeoutError:
+        pass
 
 
 @shared_task(
     bind=True,
+    base=IngestJobTask,
     name="ingest.run_job",
     # Acknowledged only when done: a worker killed mid-job leaves the message to another one.
     acks_late=True,

@@ -11,6 +11,9 @@
    the engine running out of memory, SIGTERM, storage failures), with the tests elsewhere that
    cover the same faults; they use the test database made from RELIABILITY_DATABASE_URL.
 4. Hostile inputs: the tests in tests/security, counted by test id.
+5. One user against the others (reliability/fairness.py), on a server of its own in embedded
+   mode (no broker, the in-process cache): a greedy user with many keys against a polite one,
+   cache flooding, slow clients, parallel clone jobs.
 
 Exit status 0 only when the load held, every fault was survived, every hostile input was
 handled and no data was lost.
@@ -36,10 +39,13 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from reliability import fairness  # noqa: E402
 from reliability.load import LoadReport, run_load  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/csm_reliability"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+# The sign-in throttle's victim (step 5): a made-up account of the run's own database.
+VICTIM_PASSWORD = "reliability-victim-password"
 # The faults, and the tests that do them to the server.
 FAULTS = {
     "Redis stops": ["tests/reliability/test_redis_outage.py"],
@@ -144,6 +150,11 @@ User = get_user_model()
 keys = {}
 for name in [f"load{n}" for n in range(COUNT)] + ["greedy", "cloner"]:
     keys[name] = api_key_create(owner=User.objects.create_user(username=name))[1]
+for name in ["polite", "flooder", "cloner2", "bystander"]:
+    keys[name] = api_key_create(owner=User.objects.create_user(username=name))[1]
+many = User.objects.create_user(username="greedyuser")
+keys["greedyuser"] = [api_key_create(owner=many)[1] for _ in range(GREEDY_KEYS)]
+User.objects.create_user(username="victim", password=VICTIM_PASSWORD)
 print(json.dumps(keys))
 """
 
@@ -302,7 +313,13 @@ def seconds(value: float) -> str:
 
 
 def table(
-    load: LoadReport, cloning: dict, data: dict, faults: dict, hostile: dict, title: str
+    load: LoadReport,
+    cloning: dict,
+    data: dict,
+    faults: dict,
+    hostile: dict,
+    title: str,
+    fair: list[fairness.Row],
 ) -> tuple[str, bool]:
     failures = load.failures()
     server_errors = sum(1 for o in failures if o.result == "server_error")
@@ -358,12 +375,64 @@ def table(
         ("faults survived", fault_text),
         ("hostile inputs tried", hostile_text),
         ("data lost", data_text),
+        *((row.name, f"{'yes' if row.ok else 'NO'}: {row.text}") for row in fair),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [title, f"| {'check'.ljust(width)} | result |", f"|{'-' * (width + 2)}|--------|"]
     lines += [f"| {name.ljust(width)} | {text} |" for name, text in rows]
     ok = load_held and len(survived) == len(faults) and hostile_ok and lost == 0
+    ok = ok and all(row.ok for row in fair)
     return "\n".join(lines), ok
+
+
+def fairness_rows(
+    database_url: str, work: Path, keys: dict, greedy_keys: list[str], seconds: float
+) -> list[fairness.Row]:
+    """The rows of step 5, from a server of their own in embedded mode."""
+    env = service_env(database_url, "", work)
+    del env["REDIS_URL"]
+    env.update(MEDIA_ROOT=str(work / "media-embedded"), **fairness.SERVER_SETTINGS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Service(
+        "embedded server",
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        work / "embedded-server.log",
+    )
+    try:
+        wait_ready(url, server)
+        sample = httpx.post(
+            f"{url}/v1/audio/speech",
+            json={
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": TRANSCRIPT,
+                "response_format": "wav",
+            },
+            headers={"Authorization": f"Bearer {keys['cloner2']}"},
+            timeout=120,
+        )
+        sample.raise_for_status()
+
+        async def rows() -> list[fairness.Row]:
+            say("fairness: slow clients")
+            slow = await fairness.slow_clients(url)
+            say("fairness: parallel clone jobs")
+            clones = await fairness.parallel_clones(
+                url, keys["cloner2"], keys["bystander"], sample.content, TRANSCRIPT, clones=12
+            )
+            say("fairness: cache flooding")
+            flood = await fairness.cache_flooding(
+                url, keys["flooder"], "victim", VICTIM_PASSWORD, entries=1000
+            )
+            say(f"fairness: greedy user for {seconds:g} s")
+            greedy = await fairness.greedy_user(url, greedy_keys, keys["polite"], seconds)
+            return [greedy, flood, slow, clones]
+
+        return asyncio.run(rows())
+    finally:
+        server.stop()
 
 
 def main() -> int:
@@ -378,6 +447,9 @@ def main() -> int:
         "--redis-url", default=os.environ.get("RELIABILITY_REDIS_URL", DEFAULT_REDIS_URL)
     )
     parser.add_argument("--skip-tests", action="store_true", help="only the load and the data")
+    parser.add_argument(
+        "--fairness-seconds", type=float, default=30.0, help="how long the greedy user runs"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="csm-reliability-"))
@@ -386,9 +458,15 @@ def main() -> int:
     fresh_redis(args.redis_url)
     env = service_env(args.database_url, args.redis_url, work)
     manage(env, "migrate", "--noinput", "-v0")
-    script = MAKE_KEYS.replace("COUNT", str(max(1, args.clients - args.greedy_clients)))
+    script = (
+        MAKE_KEYS.replace("COUNT", str(max(1, args.clients - args.greedy_clients)))
+        .replace("GREEDY_KEYS", str(fairness.GREEDY_KEYS))
+        .replace("VICTIM_PASSWORD", repr(VICTIM_PASSWORD))
+    )
     keys = json.loads(manage(env, "shell", "-c", script).strip().splitlines()[-1])
     greedy, cloner = keys.pop("greedy"), keys.pop("cloner")
+    greedy_user_keys = keys.pop("greedyuser")
+    others = {name: keys.pop(name) for name in ["polite", "flooder", "cloner2", "bystander"]}
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -437,6 +515,10 @@ def main() -> int:
     deleted = set(cloning["deleted"])
     data["voices_lost"] = [v for v in data["voices_lost"] if v not in deleted]
 
+    fair = fairness_rows(args.database_url, work, others, greedy_user_keys, args.fairness_seconds)
+    for row in fair:
+        say(f"{row.name}: {row.text}")
+
     faults: dict[str, dict] = {}
     hostile: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
     if not args.skip_tests:
@@ -468,7 +550,7 @@ def main() -> int:
         f"reliability: server + Celery worker on {urllib.parse.urlparse(args.database_url).path}"
         f" (Postgres) and {args.redis_url.rsplit('/', 1)[-1]} (Redis db), eSpeak NG"
     )
-    text, ok = table(load, cloning, data, faults or {"(not run)": _not_run()}, hostile, title)
+    text, ok = table(load, cloning, data, faults or {"(not run)": _not_run()}, hostile, title, fair)
     print(text)
     return 0 if ok else 1
 

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from speech.audio.decode import AudioDecodeError, decode_audio
+from speech.audio.decode import AudioDecodeError, AudioTooLong, decode_audio
 from speech.audio.formats import FORMATS, AudioFormat
 from speech.engines.base import (
     ContextTurn,
@@ -70,7 +70,7 @@ async def conversation_plan(
         )
     # Decoding is CPU work on untrusted data: off the event loop.
     turns = await sync_to_async(_context_turns, thread_sensitive=False)(
-        data["context"], engine.capabilities.sample_rate
+        data["context"], engine.capabilities.sample_rate, settings.CONVERSATION_CONTEXT_MAX_SECONDS
     )
     voice = VoiceSpec(
         name=f"speaker {data['speaker_id']}", speaker_id=data["speaker_id"], context=turns
@@ -83,22 +83,44 @@ def _owner(user: AbstractBaseUser | None) -> str:
     return str(user.pk) if user is not None and user.is_authenticated else ""
 
 
-def _context_turns(items: list[dict[str, Any]], sample_rate: int) -> tuple[ContextTurn, ...]:
-    turns = []
-    for index, item in enumerate(items):
+def _context_turns(
+    items: list[dict[str, Any]], sample_rate: int, budget_seconds: float
+) -> tuple[ContextTurn, ...]:
+    """The newest turns whose audio fits `budget_seconds` together, oldest first.
+
+    An engine keeps the newest whole turns that fit its window and drops every older one, so
+    turns are decoded newest first, each under what is left of the budget, and the first that
+    does not fit ends the context: no turn is decoded past the budget, and older ones not at
+    all. A turn longer than CONTEXT_MAX_AUDIO_SECONDS itself is the caller's error.
+    """
+    turns: list[ContextTurn] = []
+    remaining = budget_seconds
+    for index in reversed(range(len(items))):
+        item = items[index]
+        limit = min(CONTEXT_MAX_AUDIO_SECONDS, remaining)
+        if limit <= 0:
+            break
         try:
-            samples = decode_audio(
-                item["audio"], sample_rate=sample_rate, max_seconds=CONTEXT_MAX_AUDIO_SECONDS
-            )
+            samples = decode_audio(item["audio"], sample_rate=sample_rate, max_seconds=limit)
+        except AudioTooLong as exc:
+            if limit < CONTEXT_MAX_AUDIO_SECONDS:
+                break  # it does not fit beside the newer turns: it and older ones go
+            raise _invalid_turn(index, exc) from exc
         except AudioDecodeError as exc:
-            raise InvalidInput(
-                f"Context item {index}: {exc}",
-                field=f"context[{index}].audio",
-                code=SpeechErrorCode.INVALID_AUDIO,
-            ) from exc
+            raise _invalid_turn(index, exc) from exc
+        remaining -= samples.size / sample_rate
         text = verbalise(normalise_text(item["text"]))
         turns.append(ContextTurn(speaker=item["speaker"], text=text, samples=samples))
+    turns.reverse()
     return tuple(turns)
+
+
+def _invalid_turn(index: int, exc: AudioDecodeError) -> InvalidInput:
+    return InvalidInput(
+        f"Context item {index}: {exc}",
+        field=f"context[{index}].audio",
+        code=SpeechErrorCode.INVALID_AUDIO,
+    )
 
 
 def _plan(

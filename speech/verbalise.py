@@ -56,6 +56,17 @@ def _digits(digits: str) -> str:
     return " ".join(_words(int(digit)) for digit in digits)
 
 
+def _value(digits: str) -> int | None:
+    """The value of a digit string, or None if it is longer than any number named in words.
+
+    Every digit run of unbounded length goes through here rather than int(): int() refuses runs
+    past 4,300 digits (sys.int_max_str_digits), and a run that long is read digit by digit.
+    The other int() calls in this module read single digits or captures bounded by their
+    patterns (a day, an hour, a four-digit year).
+    """
+    return int(digits) if len(digits) <= _MAX_NAMED_DIGITS else None
+
+
 def _integer(digits: str) -> str:
     """Name a string of digits as one whole number, unless it only reads well digit by digit."""
     if len(digits) > _MAX_NAMED_DIGITS or (len(digits) > 1 and int(digits[0]) == 0):
@@ -483,8 +494,8 @@ def _speak_hyphenated(match: re.Match[str]) -> str | None:
 
 def _speak_slashed(match: re.Match[str]) -> str:
     parts = re.split(r"[/\u2044]", match.group())
-    if len(parts) == 2:
-        numerator, denominator = int(parts[0]), int(parts[1])
+    numerator, denominator = _value(parts[0]), _value(parts[-1])
+    if len(parts) == 2 and numerator is not None and denominator is not None:
         if (numerator, denominator) == (24, 7):
             return "twenty-four seven"
         if 0 < numerator < denominator and denominator in _FRACTION_DENOMINATORS:
@@ -634,9 +645,10 @@ def _speak_money(match: re.Match[str]) -> str:
         spoken = f"{_cardinal(number)} {major if number == '1' else majors}"
         return _signed(match.group("sign"), spoken)
     # "$3.5" is written for three dollars fifty, not three dollars five.
-    units, cents = int(whole), int(fraction.ljust(2, "0")) if fraction else 0
+    units, cents = _value(whole), int(fraction.ljust(2, "0")) if fraction else 0
     parts = []
-    if units or not cents:
+    # A run too long to have a value (None) is read digit by digit, as dollars.
+    if units != 0 or not cents:
         parts.append(f"{_integer(whole)} {major if units == 1 else majors}")
     if cents:
         parts.append(f"{_words(cents)} {minor if cents == 1 else minors}")

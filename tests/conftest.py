@@ -17,6 +17,7 @@ from django.core.management import call_command
 from openai import OpenAI
 
 from accounts.services import api_key_create
+from core.proxies import uvicorn_proxy_options
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.whisper"]
 
@@ -121,7 +122,12 @@ def live_server_url(transactional_db, settings, static_collected) -> Iterator[st
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            application, lifespan="off", log_level="warning", timeout_graceful_shutdown=5
+            application,
+            lifespan="off",
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            # Proxy headers as `manage.py serve` believes them (TRUSTED_PROXIES).
+            **uvicorn_proxy_options(),
         )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -141,12 +147,14 @@ def live_server_url(transactional_db, settings, static_collected) -> Iterator[st
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
-    """Each test starts with an empty cache (it may be a shared Redis)."""
-    from django.core.cache import cache
+    """Each test starts with empty caches (they may be a shared Redis)."""
+    from django.core.cache import caches
 
-    cache.clear()
+    for alias in caches:
+        caches[alias].clear()
     yield
-    cache.clear()
+    for alias in caches:
+        caches[alias].clear()
 
 
 @pytest.fixture(autouse=True)

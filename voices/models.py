@@ -78,8 +78,10 @@ class Voice(models.Model):
     )
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_method = models.CharField(max_length=32, blank=True)
+    # The consent's recording is the evidence for this voice: it cannot be deleted while the
+    # voice exists (RESTRICT, not PROTECT, so that deleting the owner still takes both).
     consent_recording = models.ForeignKey(
-        VoiceConsent, null=True, blank=True, on_delete=models.SET_NULL, related_name="voices"
+        VoiceConsent, null=True, blank=True, on_delete=models.RESTRICT, related_name="voices"
     )
     # Private to the owner unless staff publish it.
     is_public = models.BooleanField(default=False)

@@ -1,12 +1,14 @@
 """Reads on voices. Another user's private voice is invisible: it resolves like no voice at all."""
 
 import uuid
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
+from django.db.models.fields.files import FieldFile
 
 from voices.errors import VoiceNotFound
-from voices.models import Voice, VoiceCodes
+from voices.models import Voice, VoiceCodes, VoiceConsent
 
 
 def text_is_storable(text: str) -> bool:
@@ -62,3 +64,39 @@ def voice_codes_get(*, voice_id: str, tag: str) -> tuple[bytes, int] | None:
     row = VoiceCodes.objects.filter(voice_id=voice_id, tag=tag).values_list("codes", "codebooks")
     found = row.first()
     return None if found is None else (bytes(found[0]), found[1])
+
+
+@dataclass(frozen=True)
+class StorageUse:
+    """What one user keeps: voices, consent recordings, and the bytes of their files."""
+
+    voices: int
+    consents: int
+    bytes: int
+
+
+def file_size(file: FieldFile) -> int:
+    """A stored file's size; 0 for none, or for one already gone from storage."""
+    if not file or not file.name:
+        return 0
+    try:
+        return file.storage.size(file.name)
+    except (OSError, ValueError):
+        return 0
+
+
+def storage_used(owner: AbstractBaseUser) -> StorageUse:
+    """The owner's voices and consents, and their files' bytes as the storage reports them (no
+    count kept in the database can drift from what is really stored)."""
+    voices = list(Voice.objects.filter(owner=owner).only("reference_audio", "original_audio"))
+    consents = list(VoiceConsent.objects.filter(owner=owner).only("recording"))
+    files = [voice.reference_audio for voice in voices]
+    files += [voice.original_audio for voice in voices]
+    files += [consent.recording for consent in consents]
+    return StorageUse(len(voices), len(consents), sum(file_size(file) for file in files))
+
+
+def consent_voices(consent: VoiceConsent) -> list[tuple[str, str]]:
+    """(name, id) of the voices made with `consent`, oldest first."""
+    voices = consent.voices.order_by("created").values_list("name", "id")
+    return [(name, str(voice_id)) for name, voice_id in voices]

@@ -7,6 +7,7 @@ cache keeps it either.
 
 import dataclasses
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
@@ -16,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.errors import ApiKeyLimitReached
 from accounts.models import ApiKey
 from accounts.selectors import api_keys_of
 from accounts.services import api_key_create, api_key_revoke
@@ -39,19 +41,34 @@ class _KeyRow:
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
     new_key = None
+    status = 200
     form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         now = timezone.now()
-        _, new_key = api_key_create(
-            owner=request.user, name=form.cleaned_data["name"], expires=form.expires_at(now=now)
-        )
-        # A blank form: the fields of the key just made are done with.
-        form = ApiKeyCreateForm()
+        try:
+            _, new_key = api_key_create(
+                owner=request.user,
+                name=form.cleaned_data["name"],
+                expires=form.expires_at(now=now),
+            )
+        except ApiKeyLimitReached as exc:
+            # Shown with the form, whose fields stay as typed; nothing was created.
+            form.add_error(None, exc.message)
+            status = 409
+        else:
+            # A blank form: the fields of the key just made are done with.
+            form = ApiKeyCreateForm()
     now = timezone.now()
     rows = [_KeyRow(key=key, status=key.status(now)) for key in api_keys_of(user=request.user)]
-    return render(
-        request, "accounts/api_keys.html", {"form": form, "rows": rows, "new_key": new_key}
-    )
+    active = sum(1 for row in rows if row.status == "active")
+    context = {
+        "form": form,
+        "rows": rows,
+        "new_key": new_key,
+        "active_keys": active,
+        "max_keys": settings.API_KEYS_PER_USER_MAX,
+    }
+    return render(request, "accounts/api_keys.html", context, status=status)
 
 
 @login_required

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import close_old_connections
@@ -21,6 +22,8 @@ from ingest.errors import IngestError
 from ingest.jobs import job_start_upload, job_start_youtube
 from ingest.models import IngestJob
 from ingest.progress import job_event
+from ingest.tasks import embedded_job_wait
+from voices.errors import VoiceError
 from web.errors import domain_error, form_error, request_budget_check
 from web.forms import CloneUploadForm, CloneYoutubeForm
 
@@ -43,7 +46,9 @@ async def clone_start(request: HttpRequest) -> HttpResponse:
             job = await _start_upload(user, CloneUploadForm(request.POST, request.FILES))
     except ApiError as exc:
         return exc.as_json_response()
-    # As it is now: a job run in-process (eager Celery) has already finished.
+    # A job run in-process (eager Celery) is waited for, as the API's routes wait; with a
+    # broker the page follows the job at once.
+    await embedded_job_wait(job.id, timeout=settings.INGEST_WAIT_SECONDS)
     job = await IngestJob.objects.aget(id=job.id)
     return JsonResponse(job_event(job), status=202)
 
@@ -89,8 +94,8 @@ async def _start(start: Callable[..., IngestJob], **kwargs: Any) -> IngestJob:
             close_old_connections()
 
     try:
-        # Not thread-sensitive: with eager Celery the whole job runs inside this call, and it
-        # must not hold up the one thread that every other sync view shares.
+        # Not thread-sensitive: checking and storing an upload must not hold up the one thread
+        # that every other sync view shares. (The job itself runs elsewhere, even in-process.)
         return await sync_to_async(run, thread_sensitive=False)()
     except IngestError as exc:
         error = domain_error(exc)
@@ -98,6 +103,9 @@ async def _start(start: Callable[..., IngestJob], **kwargs: Any) -> IngestJob:
             # The page has a box to tick, not a parameter to send.
             error.message = CONSENT_NEEDED
         raise error from exc
+    except VoiceError as exc:
+        # A full storage quota (voices.errors.QuotaExceeded), as the API answers it.
+        raise domain_error(exc) from exc
     except Exception as exc:
         # The job queue or the database cannot be reached: 503, as the API answers.
         unavailable = unavailable_service_error(exc)

@@ -41,6 +41,9 @@ async def speech_prepare(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     form = SpeechForm(request.POST)
     try:
+        # Each link kept is a write (a cache entry for a quarter of an hour): counted as the
+        # playback that follows it is.
+        request_budget_check(user)
         if not form.is_valid():
             raise form_error(form)
         # Options left out stay out, as in an API request that does not send them.

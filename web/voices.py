@@ -12,6 +12,7 @@ from api.errors import ApiError
 from voices.errors import NotVoiceOwner, VoiceNotFound
 from voices.selectors import voices_visible_to
 from voices.services import voice_delete_owned
+from web.errors import request_budget_check
 from web.media import ranged_file_response
 
 
@@ -32,6 +33,10 @@ def voice_audio(request: HttpRequest, voice_id: uuid.UUID) -> HttpResponse:
 @login_required
 @require_POST
 def voice_delete_view(request: HttpRequest, voice_id: uuid.UUID) -> HttpResponse:
+    try:
+        request_budget_check(request.user)
+    except ApiError as exc:
+        return exc.as_json_response()
     try:
         deleted_id = voice_delete_owned(user=request.user, name_or_id=str(voice_id))
     except VoiceNotFound:

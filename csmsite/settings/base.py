@@ -49,6 +49,8 @@ MIDDLEWARE = [
     # First: the request id and metrics cover every response, errors from later layers too.
     "core.logging.RequestIdMiddleware",
     "core.metrics.MetricsMiddleware",
+    # Every request's Host against ALLOWED_HOSTS, the API's included (core/hosts.py).
+    "core.hosts.HostCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.BrowserSessionMiddleware",
     "core.middleware.BrowserCommonMiddleware",

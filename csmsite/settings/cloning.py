@@ -12,6 +12,14 @@ VOICE_MIN_SPEECH_SECONDS = env_float("VOICE_MIN_SPEECH_SECONDS", 3.0, minimum=0.
 # The longest reference kept for a voice (the cleanest speech windows, with their transcript).
 VOICE_REFERENCE_SECONDS = env_float("VOICE_REFERENCE_SECONDS", 20.0, minimum=3.0, maximum=120.0)
 VOICE_KEEP_ORIGINALS = env_bool("VOICE_KEEP_ORIGINALS", False)
+# A consent recording is a short spoken statement: longer or larger ones are refused (400).
+VOICE_CONSENT_MAX_SECONDS = env_float("VOICE_CONSENT_MAX_SECONDS", 60.0, minimum=5.0, maximum=600.0)
+VOICE_CONSENT_MAX_BYTES = env_int("VOICE_CONSENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# What one user may keep (0: no limit): voices (their jobs in flight counted), consent
+# recordings, and the bytes of both together. A full quota answers 409 quota_exceeded.
+VOICE_QUOTA_VOICES = env_int("VOICE_QUOTA_VOICES", 100, minimum=0)
+VOICE_QUOTA_CONSENTS = env_int("VOICE_QUOTA_CONSENTS", 100, minimum=0)
+VOICE_QUOTA_BYTES = env_int("VOICE_QUOTA_BYTES", 1024 * 1024 * 1024, minimum=0)
 # A clone needs the caller to attest the right to clone the voice (false: single-user installs).
 VOICE_REQUIRE_CONSENT = env_bool("VOICE_REQUIRE_CONSENT", True)
 
@@ -45,6 +53,13 @@ YOUTUBE_ALLOWED_EXTRACTORS = env_list("YOUTUBE_ALLOWED_EXTRACTORS", ["youtube"])
 # The synchronous cloning routes wait this long for their job, then answer 202 with it.
 INGEST_WAIT_SECONDS = env_float("INGEST_WAIT_SECONDS", 60.0, minimum=0.0, maximum=600.0)
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)
+# Without a broker (CELERY_TASK_ALWAYS_EAGER), jobs run in the server process on a pool of this
+# many threads of their own, the rest waiting their turn. Two: one job's slow download does not
+# hold up every other, while peak memory stays that of two jobs beside the speech model.
+INGEST_EMBEDDED_WORKERS = env_int("INGEST_EMBEDDED_WORKERS", 2, minimum=1, maximum=64)
+# Jobs one user may have queued or running at once (with a broker too); the next is refused
+# with 429 too_many_jobs until one finishes.
+INGEST_JOBS_PER_USER = env_int("INGEST_JOBS_PER_USER", 2, minimum=1, maximum=1000)
 # A running job's worker touches its row this often; a running job untouched for
 # INGEST_STALE_SECONDS lost its worker, and the next delivery of its message takes it over.
 INGEST_HEARTBEAT_SECONDS = env_float("INGEST_HEARTBEAT_SECONDS", 10.0, minimum=0.1, maximum=600.0)

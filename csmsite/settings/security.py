@@ -28,6 +28,16 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# The reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto name
+# the client; empty (the default) believes no one, so a client cannot choose the address the
+# sign-in throttle and /metrics see (core/proxies.py). "*" believes every peer.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        if _proxy != "*":
+            ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
 
 # --- Accounts -------------------------------------------------------------------------------
 # The account that `make run` prepares, and that keyless requests act as.
@@ -43,9 +53,22 @@ LOGOUT_REDIRECT_URL = "login"
 # Per-key (keyless: per-user) limits on speech generation; 0 turns a limit off.
 RATE_LIMIT_REQUESTS_PER_MINUTE = env_int("RATE_LIMIT_REQUESTS_PER_MINUTE", 120, minimum=0)
 RATE_LIMIT_CONCURRENT = env_int("RATE_LIMIT_CONCURRENT", 4, minimum=0)
+# The same limits per user, over all of a user's keys (and keyless requests) together, so that
+# more keys do not mean more of the server. Twice the per-key value by default: a person's two
+# integrations (a chat front-end and a voice assistant, say) each keep a key's whole allowance
+# at once, while one user can still hold only a small part of the process's generations.
+RATE_LIMIT_USER_REQUESTS_PER_MINUTE = env_int(
+    "RATE_LIMIT_USER_REQUESTS_PER_MINUTE", 2 * RATE_LIMIT_REQUESTS_PER_MINUTE, minimum=0
+)
+RATE_LIMIT_USER_CONCURRENT = env_int(
+    "RATE_LIMIT_USER_CONCURRENT", 2 * RATE_LIMIT_CONCURRENT, minimum=0
+)
+# Active (neither revoked nor expired) API keys one user may have; 0: no cap.
+API_KEYS_PER_USER_MAX = env_int("API_KEYS_PER_USER_MAX", 10, minimum=0)
 
 # Sign-in (the login page and the admin's): after this many failed attempts for one username
-# from one address within the window, further attempts are refused without checking the password.
+# (in any spelling: NFKC, case; accounts/login_throttle.py) from one address within the
+# window, further attempts are refused without checking the password.
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
 
@@ -138,3 +161,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, CONVERSATION_MAX_BODY_BYTE
 REQUEST_BODY_TIMEOUT_SECONDS = env_float(
     "REQUEST_BODY_TIMEOUT_SECONDS", 60.0, minimum=0.1, maximum=3600.0
 )
+# ...and a body must keep up this average rate once that much time has passed: a trickle of a
+# byte now and then is given up too (408), however often its pieces come.
+REQUEST_BODY_MIN_BYTES_PER_SECOND = env_int("REQUEST_BODY_MIN_BYTES_PER_SECOND", 1024, minimum=1)
+
+# --- Connections (core/connections.py) ------------------------------------------------------
+# A connection must complete its request line and headers within this long of connecting (or,
+# kept alive, of its previous response); otherwise it is closed.
+HTTP_HEADER_TIMEOUT_SECONDS = env_float(
+    "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=3600.0
+)
+# Open connections per server process: beyond it, the one waiting longest for its request head
+# is closed to make room (or, where every one is mid-request, the newcomer gets 503 but for
+# /healthz and /readyz).
+HTTP_MAX_CONNECTIONS = env_int("HTTP_MAX_CONNECTIONS", 1000, minimum=1)

@@ -14,11 +14,26 @@ from csmsite.settings.security import SECRET_KEY
 DEFAULT_ENGINE = env_choice("DEFAULT_ENGINE", "auto", ["auto", "csm", "espeak"])
 # Concurrent generations one server process accepts; beyond it requests get 503 + Retry-After.
 SPEECH_MAX_INFLIGHT = env_int("SPEECH_MAX_INFLIGHT", 32, minimum=1, maximum=4096)
+# Fair admission to those slots (speech/admission.py): a user who holds h of them gets another
+# only while more than min(h, SPEECH_INFLIGHT_RESERVE) stay free, so the last free slots go to
+# users who hold fewer, and one user can never take them all. 0: first come, first served.
+SPEECH_INFLIGHT_RESERVE = env_int(
+    "SPEECH_INFLIGHT_RESERVE",
+    max(1, SPEECH_MAX_INFLIGHT // 8),
+    minimum=0,
+    maximum=SPEECH_MAX_INFLIGHT,
+)
 # Upper bound on the audio of one request, whatever max_audio_length_ms asks for.
 SPEECH_MAX_AUDIO_SECONDS = env_float(
     "SPEECH_MAX_AUDIO_SECONDS", 1200.0, minimum=1.0, maximum=3600.0
 )
 SPEECH_RETRY_AFTER_SECONDS = env_int("SPEECH_RETRY_AFTER_SECONDS", 1, minimum=1, maximum=600)
+# Audio of a conversation's context turns decoded at most, newest turn first (older turns past
+# it are never decoded). CSM's window of 2048 positions at 12.5 frames a second holds 163.84 s,
+# shared with the text and the speech being made, so context past 160 s would never be heard.
+CONVERSATION_CONTEXT_MAX_SECONDS = env_float(
+    "CONVERSATION_CONTEXT_MAX_SECONDS", 160.0, minimum=1.0, maximum=3600.0
+)
 
 # CSM-1B: a Hub id or a local directory in transformers format; a token for the gated Hub repo;
 # an accelerate device map to spread the model over several GPUs.

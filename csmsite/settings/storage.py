@@ -73,6 +73,31 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Security state (rate-limit counters, generation slots, sign-in failures, Idempotency-Key
+# records) has a store of its own, the "limits" cache: nothing else written to the cache can
+# push it out. Embedded, each kind of entry (the key's first segment: "ratelimit",
+# "login-failures", "idempotency") is bounded on its own, least recently used out, so a flood of
+# one kind cannot evict another; with Redis, the same server under its own key prefix, where
+# every entry expires and nothing is evicted (keep Redis's default maxmemory-policy noeviction).
+LIMITS_CACHE_MAX_ENTRIES = env_int("LIMITS_CACHE_MAX_ENTRIES", 50_000, minimum=1000)
+_LIMITS_LOCAL = {"MAX_ENTRIES": LIMITS_CACHE_MAX_ENTRIES, "CULL_FREQUENCY": 10}
+if REDIS_URL:
+    CACHES["limits"] = {
+        "BACKEND": "core.cache.FallbackRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "limits",
+        "OPTIONS": dict(_REDIS_TIMEOUTS),
+        # While Redis is down, the process keeps them itself, bounded per kind likewise.
+        "LOCAL_BACKEND": "core.cache.PerKindLocMemCache",
+        "LOCAL_OPTIONS": _LIMITS_LOCAL,
+    }
+else:
+    CACHES["limits"] = {
+        "BACKEND": "core.cache.PerKindLocMemCache",
+        "LOCATION": "limits",
+        "OPTIONS": _LIMITS_LOCAL,
+    }
+
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 # Without a broker there is no worker: run tasks in-process.

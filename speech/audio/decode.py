@@ -57,6 +57,10 @@ class AudioDecodeError(ValueError):
     """The data is not audio this server accepts; the message says why, for the caller."""
 
 
+class AudioTooLong(AudioDecodeError):
+    """The audio runs past the duration cap it was decoded under (decoding stopped there)."""
+
+
 def sniff_container(head: bytes) -> str | None:
     """The demuxer for a file starting with `head`, or None when it is not an accepted format."""
     for offset, signature, name in _SIGNATURES:
@@ -94,7 +98,7 @@ def decode_audio(source: bytes | BinaryIO, *, sample_rate: int, max_seconds: flo
                 raise AudioDecodeError(
                     f"The audio codec '{stream.codec_context.name}' is not supported."
                 )
-            _check_rate(stream.sample_rate)
+            check_sample_rate(stream.sample_rate)
             samples = _decode_stream(container, stream, sample_rate, max_samples, max_seconds)
     except AudioDecodeError:
         raise
@@ -119,7 +123,7 @@ def _decode_stream(
     total = 0
     for frame in container.decode(stream):
         # Each frame says its own rate, and may contradict the stream's header.
-        _check_rate(frame.sample_rate)
+        check_sample_rate(frame.sample_rate)
         frame.pts = None  # the resampler keeps its own clock; broken timestamps cannot confuse it
         for converted in resampler.resample(frame):
             total = _append(parts, converted, total, max_samples, max_seconds)
@@ -130,7 +134,9 @@ def _decode_stream(
     return np.nan_to_num(np.concatenate(parts))
 
 
-def _check_rate(rate: int | None) -> None:
+def check_sample_rate(rate: int | None) -> None:
+    """Refuse (AudioDecodeError) a stream or frame whose rate is outside what recordings use,
+    before the resampler multiplies its samples; every decoder of untrusted audio calls it."""
     if not rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise AudioDecodeError(
             f"The audio's sample rate ({rate or 'none'} Hz) is outside {MIN_SAMPLE_RATE} to "
@@ -144,6 +150,6 @@ def _append(
     samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
     total += samples.size
     if total > max_samples:
-        raise AudioDecodeError(f"The audio is longer than the limit of {max_seconds:g} seconds.")
+        raise AudioTooLong(f"The audio is longer than the limit of {max_seconds:g} seconds.")
     parts.append(samples)
     return total

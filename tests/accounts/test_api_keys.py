@@ -277,17 +277,17 @@ def test_the_bearer_scheme_is_case_insensitive(live_server_url, alice_key):
     assert _speak(live_server_url, f"BEARER {alice_key}").status_code == 200
 
 
-def test_an_unknown_well_formed_key_gets_401_and_is_masked(live_server_url, alice_key):
+def test_an_unknown_well_formed_key_gets_401_and_is_not_repeated(live_server_url, alice_key):
     # given a key that is well formed but was never issued
     unknown = _unknown_well_formed_key()
     # when
     response = _speak(live_server_url, _bearer(unknown))
-    # then the message identifies the key without repeating it
-    error = _assert_invalid_api_key(response)
+    # then no part of it comes back (tests/security/test_key_echo.py tries many more)
+    _assert_invalid_api_key(response)
     assert unknown not in response.text
     assert unknown[len(KEY_PREFIX) : -6] not in response.text
-    assert unknown[:8] in error["message"]
-    assert unknown[-4:] in error["message"]
+    assert unknown[:8] not in response.text
+    assert unknown[-4:] not in response.text
 
 
 def test_a_malformed_bearer_key_gets_401_and_is_masked(live_server_url, alice):

@@ -3,6 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from accounts.login_throttle import username_canonical
+
 pytestmark = pytest.mark.django_db
 
 LOGIN_PAGES = [reverse("login"), reverse("admin:login")]
@@ -88,3 +90,19 @@ def test_the_window_expiring_lifts_the_refusal(client, carol, monkeypatch):
     # The cache entry would also have expired by then; the stored deadline says the same.
     response = _sign_in(client, reverse("login"), "carol", "carol-pass-1")
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize(
+    "spelling", ["\uff43arol", "\uff23\uff21\uff32\uff2f\uff2c", " carol\t", "\u3000carol", "CAROL"]
+)
+def test_every_spelling_of_a_name_shares_its_count(client, carol, spelling):
+    for _ in range(3):
+        _sign_in(client, reverse("login"), spelling, "wrong")
+    response = _sign_in(client, reverse("admin:login"), "carol", "carol-pass-1")
+    assert _errors(response) == ["Too many attempts, try again in 10 minutes."]
+
+
+def test_the_canonical_name_folds_width_case_ligatures_and_marks():
+    assert username_canonical(" \uff26\uff29\u0301ﬁ ") == username_canonical("fíFI")
+    assert username_canonical("ﬁona") == "fiona"
+    assert username_canonical("jose\u0301") == username_canonical("JOSÉ")

@@ -9,7 +9,11 @@ Names the fake resolver does not know are resolved numerically only, never throu
 import gzip
 import http.server
 import json
+import os
 import socket
+import struct
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -36,6 +40,7 @@ from ingest.download import (
 )
 from ingest.errors import IngestError
 from speech.audio.decode import decode_audio
+from tests.security.hostile_cases import flac_forged_rate
 from tests.support.audio import written
 
 SAMPLE_RATE = 24000
@@ -787,3 +792,82 @@ def test_guarded_handler_is_the_only_way_out() -> None:
     with _GuardedYoutubeDL({"quiet": True}, guard=guard, max_body_bytes=1) as ydl:
         handlers = list(ydl._request_director.handlers.values())
     assert [type(handler) for handler in handlers] == [GuardedUrllibRH]
+
+
+# --- Forged sample rates -----------------------------------------------------------------------
+
+# load_section in a fresh process whose address space is capped: a forged rate that got past the
+# check would ask for gigabytes (8 kB of FLAC claiming 1 Hz reached 4.6 GB) and fail there,
+# instead of taking this process's memory.
+_LOAD_IN_CHILD = """
+import json, resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
+from ingest.download import load_section
+from ingest.errors import IngestError
+
+try:
+    samples = load_section(Path(sys.argv[1]), start=0.0, duration=30.0)
+    report = {"outcome": "decoded", "samples": int(samples.size)}
+except IngestError as exc:
+    report = {"outcome": "refused", "code": exc.code, "param": exc.param, "message": exc.message}
+except MemoryError:
+    report = {"outcome": "out of memory"}
+print(json.dumps(report))
+"""
+
+
+def _load_in_child(path: Path) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_CHILD, str(path)],
+        capture_output=True,
+        cwd=django_settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "csmsite.settings.test"},
+        timeout=120,
+        check=False,
+    )
+    assert completed.stdout, completed.stderr.decode(errors="replace")[-2000:]
+    return json.loads(completed.stdout)
+
+
+def _wav_claiming(rate: int) -> bytes:
+    """Two seconds' worth of 16-bit mono samples at 24 kHz, under a header that claims `rate`."""
+    samples = 48_000
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + samples * 2)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2 % 2**32, 2, 16)
+        + b"data"
+        + struct.pack("<I", samples * 2)
+    )
+    return header + b"\x01\x00" * samples
+
+
+@pytest.mark.parametrize(
+    ("container", "rate"),
+    [("flac", 1), ("flac", 100), ("flac", 3999), ("flac", 192_001), ("flac", 2**20 - 1),
+     ("wav", 0), ("wav", 1), ("wav", 100), ("wav", 2**31)],
+)  # fmt: skip
+def test_load_section_refuses_a_forged_sample_rate(
+    container: str, rate: int, tmp_path: Path
+) -> None:
+    path = tmp_path / f"download.{container}"
+    path.write_bytes(flac_forged_rate(rate) if container == "flac" else _wav_claiming(rate))
+
+    report = _load_in_child(path)
+
+    assert report["outcome"] == "refused", report
+    assert (report["code"], report["param"]) == ("not_audio", "youtube_url")
+
+
+@pytest.mark.parametrize("rate", [8000, 48_000, 192_000])
+def test_load_section_still_takes_the_rates_recordings_use(rate: int, tmp_path: Path) -> None:
+    path = tmp_path / "download.flac"
+    signal = (0.3 * np.sin(np.arange(rate) * 2 * np.pi * 220 / rate)).astype(np.float32)
+    written(signal, path, rate=rate, container_format="flac", codec="flac")
+
+    section = load_section(path, start=0.0, duration=5.0)
+
+    # One second, give or take the encoder's padding of its last frame.
+    assert 0.95 * SAMPLE_RATE <= section.size <= 1.1 * SAMPLE_RATE

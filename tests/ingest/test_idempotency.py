@@ -4,8 +4,9 @@ a retried request never makes a second voice."""
 import hashlib
 
 import pytest
-from django.core.cache import cache
 
+# Idempotency records live in the limits store, apart from the rest of the cache.
+from core.cache import limits_cache as cache
 from tests.support.audio import encoded, recording, sample_wav
 from tests.support.cloning import clone, consent_recording, error_of
 from voices.models import Voice, VoiceConsent

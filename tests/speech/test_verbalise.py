@@ -391,3 +391,56 @@ def test_a_long_run_of_digits_is_read_digit_by_digit():
     result = spoken("9" * 4096)
 
     assert result.split() == ["nine"] * 4096
+
+
+# Longer than the 4,300 digits int() converts (sys.int_max_str_digits).
+RUN = "7" * 5000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        RUN,
+        "\uff17" * 5000,  # fullwidth digits
+        "\u2077" * 5000,  # superscript sevens
+        "\u2473" * 2500,  # circled twenty: each folds to "20"
+        "\u0667" * 5000,  # Arabic-Indic digits
+        "7" + ",777" * 1700,  # grouped thousands
+        RUN + "th",
+        "7" + ",777" * 1700 + "th",
+        f"{RUN}.{RUN}",
+        "." + RUN,
+        "-" + RUN,
+        RUN + "%",
+        "in " + RUN,
+        RUN + "0s",
+        "$" + RUN,
+        "$" + "\u2473" * 2500,
+        "-$" + RUN,
+        "$" + RUN + ".50",
+        "$7" + ",777" * 1700 + ".25",
+        "$" + RUN + "k",
+        "\u00a3" + RUN,
+        "\u00a5" + RUN,
+        RUN + "\u20ac",
+        RUN + "\u00a2",
+        RUN + " km",
+        "\u2473" * 2500 + "/2",
+        "1/" + RUN,
+        f"{RUN}/{RUN}",
+        f"{RUN}\u2044{RUN}",
+        f"{RUN}-{RUN}",
+        f"{RUN}-{RUN}-{RUN}",
+        f"{RUN}.{RUN}.{RUN}",
+        f"{RUN},{RUN},7",
+        RUN + ":30",
+        "March " + RUN,
+        RUN + " March 2024",
+    ],
+    ids=lambda raw: f"{raw[:12]}...{raw[-12:]}",
+)
+def test_a_run_of_digits_too_long_for_int_is_read_digit_by_digit(raw):
+    result = spoken(raw)
+
+    assert not any(char.isdigit() for char in result)
+    assert result.count("seven") >= 4900 or result.count("twenty") + result.count("two") >= 2500

@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from accounts.errors import ApiKeyLimitReached
 from accounts.services import api_key_create
 
 
@@ -17,6 +18,13 @@ class Command(BaseCommand):
             user.set_unusable_password()
             user.save(update_fields=["password"])
             self.stdout.write(f"Created user '{username}'.")
-        api_key, key = api_key_create(owner=user, name=name)
+        try:
+            api_key, key = api_key_create(owner=user, name=name)
+        except ApiKeyLimitReached as exc:
+            # The cap holds here too: an operator raises API_KEYS_PER_USER_MAX to change it.
+            raise CommandError(
+                f"'{username}': {exc.message} (API_KEYS_PER_USER_MAX={exc.limit}; revoke a key "
+                "in the admin or on the API keys page, or raise the setting)"
+            ) from exc
         self.stdout.write(f"API key {api_key.display} for '{username}'; shown only now:")
         self.stdout.write(key)

@@ -2,6 +2,9 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from core.connections import BoundedH11Protocol
+from core.proxies import uvicorn_proxy_options
+
 
 class Command(BaseCommand):
     help = "Serve the ASGI application with uvicorn on HOST:PORT (from settings)."
@@ -28,4 +31,8 @@ class Command(BaseCommand):
             log_level=settings.LOG_LEVEL.lower(),
             # SIGTERM: stop accepting, let requests in flight finish for this long, then exit.
             timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
+            # Bounds uvicorn itself lacks: time to send the request head, and open connections.
+            http=BoundedH11Protocol,
+            # X-Forwarded-For/-Proto are believed only from TRUSTED_PROXIES (none by default).
+            **uvicorn_proxy_options(),
         )
