@@ -15,35 +15,26 @@ import httpx
 import pytest
 from reliability_support import RedisServer, Server
 
-from tests.support.processes import HANG_SECONDS, Process, database_url, free_port, wait_until
+from tests.support.processes import (
+    HANG_SECONDS,
+    Process,
+    database_url,
+    free_port,
+    server_env,
+    wait_until,
+)
 
 
 @pytest.fixture
 def service_env(tmp_path, media_root) -> dict[str, str]:
     """The environment of a server or worker process: the test database, this test's storage,
     eSpeak NG as the default engine, no model downloads, no watermark, no Redis (tests add it)."""
-    no_checkpoint = tmp_path / "no-csm-checkpoint"
-    no_checkpoint.mkdir()
-    var_dir = tmp_path / "var"
-    var_dir.mkdir()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
+    return server_env(
+        tmp_path / "var",
         DATABASE_URL=database_url(),
         MEDIA_ROOT=str(media_root),
-        VAR_DIR=str(var_dir),
         SECRET_KEY="reliability-tests-" + "x" * 40,
-        DEFAULT_ENGINE="espeak",
-        CSM_MODEL=str(no_checkpoint),
-        HF_HUB_OFFLINE="1",
-        WATERMARK="false",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 @pytest.fixture

@@ -11,17 +11,14 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
-import numpy as np
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
 from accounts.models import ApiKey
 from core.cache import PerKindLocMemCache, limits_cache
-from speech.engines.espeak import EspeakEngine
 from tests.support.held_streams import HeldStreams
 from tests.support.processes import run_python
 
@@ -34,22 +31,10 @@ FLOOD = 350
 
 
 @pytest.fixture
-def endless_engine(monkeypatch) -> Iterator[None]:
+def endless_engine(endless_engine, monkeypatch) -> threading.Event:
     # The held stream is left unread for as long as the flood takes: not given up meanwhile.
     monkeypatch.setattr("api.streaming._STALL_SECONDS", 3600.0)
-    stop = threading.Event()
-
-    def endless(self, chunks, voice, params):
-        # A first chunk, then a trickle: audio builds up far slower than it is made, so no
-        # cap on a request's audio ends the stream while the test holds it.
-        yield np.full(1200, 0.1, dtype=np.float32)
-        while not stop.is_set():
-            time.sleep(0.02)
-            yield np.full(24, 0.1, dtype=np.float32)
-
-    monkeypatch.setattr(EspeakEngine, "synthesize", endless)
-    yield
-    stop.set()
+    return endless_engine
 
 
 def _csrf(client: httpx.Client) -> str:

@@ -3,18 +3,15 @@ are capped, and the process's generation slots are shared fairly between users. 
 server, with a user spreading requests over many keys and several routes.
 """
 
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
-import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.services import api_key_create
 from speech.admission import InflightLimiter, speech_slots
-from speech.engines.espeak import EspeakEngine
 from tests.support.held_streams import HeldStreams
 from web.errors import request_budget_check
 
@@ -45,24 +42,6 @@ def _wait_for_a_fresh_window(margin: float = 10.0) -> None:
     left = 60 - time.time() % 60
     if left < margin:
         time.sleep(left + 0.05)
-
-
-@pytest.fixture
-def endless_engine(monkeypatch) -> threading.Event:
-    """An engine that speaks until its stream is closed; set the event to end every one."""
-    stop = threading.Event()
-
-    def endless(self, chunks, voice, params):
-        # A first chunk, then a trickle: audio builds up far slower than it is made, so no
-        # cap on a request's audio ends the stream while the test holds it.
-        yield np.full(1200, 0.1, dtype=np.float32)
-        while not stop.is_set():
-            time.sleep(0.02)
-            yield np.full(24, 0.1, dtype=np.float32)
-
-    monkeypatch.setattr(EspeakEngine, "synthesize", endless)
-    yield stop
-    stop.set()
 
 
 @pytest.fixture

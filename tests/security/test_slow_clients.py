@@ -7,7 +7,6 @@ Over a real `manage.py serve` process (raw sockets: no HTTP client library sends
 slowly). Every wait below only stops a hang; none measures speed.
 """
 
-import os
 import select
 import socket
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import HANG_SECONDS, Process, free_port, wait_until
+from tests.support.processes import HANG_SECONDS, Process, free_port, server_env, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -52,22 +51,9 @@ def start_server(base: Path, **settings: str) -> Server:
     port = free_port()
     var_dir = base / f"var-{port}"
     var_dir.mkdir()
-    no_checkpoint = var_dir / "no-csm-checkpoint"
-    no_checkpoint.mkdir()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
-    }
-    env.update(
-        VAR_DIR=str(var_dir),
+    env = server_env(
+        var_dir,
         SECRET_KEY="slow-clients-tests-" + "x" * 40,
-        DEFAULT_ENGINE="espeak",
-        CSM_MODEL=str(no_checkpoint),
-        HF_HUB_OFFLINE="1",
-        WATERMARK="false",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
         SHUTDOWN_GRACE_SECONDS="1",
         **settings,
     )

@@ -4,12 +4,14 @@ tests/conftest.py)."""
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
 
+from speech.engines.espeak import EspeakEngine
 from tests.support.audio import RATE, m4a, recording
 from tests.support.cloning import MEDIA_HOST, VideoSite, clone, video_page
 
@@ -122,3 +124,21 @@ def video_site(settings, monkeypatch, tmp_path) -> Iterator[list[str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def endless_engine(monkeypatch) -> Iterator[threading.Event]:
+    """An engine that speaks until its stream is closed; set the event to end every one."""
+    stop = threading.Event()
+
+    def endless(self, chunks, voice, params):
+        # A first chunk, then a trickle: audio builds up far slower than it is made, so no
+        # cap on a request's audio ends the stream while the test holds it.
+        yield np.full(1200, 0.1, dtype=np.float32)
+        while not stop.is_set():
+            time.sleep(0.02)
+            yield np.full(24, 0.1, dtype=np.float32)
+
+    monkeypatch.setattr(EspeakEngine, "synthesize", endless)
+    yield stop
+    stop.set()

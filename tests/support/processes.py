@@ -25,6 +25,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_env(var_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a server or worker process a test starts: its own `var_dir`, eSpeak NG
+    as the default engine, no model downloads, no watermark, and none of this process's database,
+    Redis or settings module (a test adds what it needs in `overrides`)."""
+    no_checkpoint = var_dir / "no-csm-checkpoint"
+    no_checkpoint.mkdir(parents=True, exist_ok=True)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        VAR_DIR=str(var_dir),
+        DEFAULT_ENGINE="espeak",
+        CSM_MODEL=str(no_checkpoint),
+        HF_HUB_OFFLINE="1",
+        WATERMARK="false",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
 def wait_until(condition: Callable[[], object], *, timeout: float, what: str) -> object:
     """Poll `condition` until it returns something true (which is returned)."""
     deadline = time.monotonic() + timeout
