@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from csmsite.celery import app as celery_app
@@ -31,6 +31,7 @@ from tests.support.audio import TRANSCRIPT, encoded, silence
 from tests.support.cloning import clone, error_of
 from tests.support.processes import Process, database_url
 from tests.support.storage import stored_files
+from tests.support.websockets import messages_until_closed as read_until_closed
 from voices.models import Voice
 
 pytestmark = [
@@ -326,13 +327,7 @@ def job_socket(
 
 
 def messages_until_closed(ws: ClientConnection) -> tuple[list[dict], int | None]:
-    """Every message until the server closes the connection, and the close code."""
-    messages = []
-    try:
-        while True:
-            messages.append(json.loads(ws.recv(timeout=WAIT)))
-    except ConnectionClosed as closed:
-        return messages, closed.rcvd.code if closed.rcvd else None
+    return read_until_closed(ws, timeout=WAIT)
 
 
 def test_websocket_reports_progress_until_the_job_finishes(

@@ -11,17 +11,17 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from reliability_support import RedisServer, Server
+from reliability_support import RedisServer
 
 from tests.support.processes import (
-    HANG_SECONDS,
     Process,
+    Server,
     database_url,
-    free_port,
     server_env,
-    wait_until,
+)
+from tests.support.processes import (
+    start_server as serve,
 )
 
 
@@ -60,25 +60,8 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def start_server(service_env, processes, tmp_path) -> Callable[..., Server]:
     def start(**env: str) -> Server:
-        port = free_port()
-        process = Process(
-            f"server:{port}",
-            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            {**service_env, **env},
-            tmp_path / f"server-{port}.log",
-        )
-        processes.append(process)
-        server = Server(process, port)
-
-        def healthy() -> bool:
-            if not process.alive():
-                raise AssertionError(f"the server exited:\n{process.output()[-4000:]}")
-            try:
-                return httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, timeout=HANG_SECONDS, what="the server to answer /healthz")
+        server = serve({**service_env, **env}, tmp_path)
+        processes.append(server.process)
         return server
 
     return start

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import Process, free_port, wait_until
+from tests.support.processes import free_port, wait_until
 
 
 class RedisServer:
@@ -143,15 +143,6 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.start()
-
-
-class Server:
-    """`python manage.py serve` on a free loopback port."""
-
-    def __init__(self, process: Process, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
 
 
 def speak(client: httpx.Client, key: str, **fields: object) -> httpx.Response:

@@ -9,7 +9,7 @@ slowly). Every wait below only stops a hang; none measures speed.
 
 import select
 import socket
-import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import HANG_SECONDS, Process, free_port, server_env, wait_until
+from tests.support.processes import HANG_SECONDS, Server, server_env, start_server, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -38,47 +38,17 @@ CAP_ONLY = {
 }
 
 
-class Server:
-    def __init__(self, process: Process, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-
-def start_server(base: Path, **settings: str) -> Server:
+def slow_clients_server(base: Path, **settings: str) -> Server:
     """`manage.py serve` on its own VAR_DIR: nothing here reaches the database (bodies and heads
     are refused before Django, and /healthz reads nothing)."""
-    port = free_port()
-    var_dir = base / f"var-{port}"
-    var_dir.mkdir()
+    var_dir = Path(tempfile.mkdtemp(prefix="var-", dir=base))
     env = server_env(
         var_dir,
         SECRET_KEY="slow-clients-tests-" + "x" * 40,
         SHUTDOWN_GRACE_SECONDS="1",
         **settings,
     )
-    process = Process(
-        f"server:{port}",
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        var_dir / "server.log",
-    )
-    server = Server(process, port)
-
-    def healthy() -> bool:
-        if not process.alive():
-            raise AssertionError(f"the server exited:\n{process.output()[-4000:]}")
-        try:
-            return httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=HANG_SECONDS, what="the server to answer /healthz")
-    except BaseException:
-        process.stop()
-        raise
-    return server
+    return start_server(env, var_dir)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +59,7 @@ def server_factory(tmp_path_factory) -> Iterator[Callable[..., Server]]:
     def get(**settings: str) -> Server:
         key = tuple(sorted(settings.items()))
         if key not in started:
-            started[key] = start_server(base, **settings)
+            started[key] = slow_clients_server(base, **settings)
         return started[key]
 
     yield get

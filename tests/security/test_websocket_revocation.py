@@ -13,13 +13,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from accounts.services import api_key_create, api_key_revoke
 from ingest import clean, consumers
 from ingest.models import IngestJob
 from tests.support.cloning import clone
+from tests.support.websockets import messages_until_closed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,12 +56,7 @@ def job_socket(
 
 
 def close_code(ws: ClientConnection) -> tuple[list[dict], int | None]:
-    messages = []
-    try:
-        while True:
-            messages.append(json.loads(ws.recv(timeout=WAIT)))
-    except ConnectionClosed as closed:
-        return messages, closed.rcvd.code if closed.rcvd else None
+    return messages_until_closed(ws, timeout=WAIT)
 
 
 def signed_in_browser(user) -> tuple[Client, dict[str, str]]:

@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from django.conf import settings as django_settings
 from django.db import connection
 
@@ -140,3 +141,39 @@ def database_url() -> str:
     host = database.get("HOST") or "127.0.0.1"
     port = f":{database['PORT']}" if database.get("PORT") else ""
     return f"postgres://{credentials}{host}{port}/{database['NAME']}"
+
+
+class Server:
+    """`python manage.py serve` on a free loopback port."""
+
+    def __init__(self, process: Process, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def start_server(env: dict[str, str], log_dir: Path) -> Server:
+    """`manage.py serve` with exactly `env`, once it answers /healthz; stopped if it never does."""
+    port = free_port()
+    process = Process(
+        f"server:{port}",
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        log_dir / f"server-{port}.log",
+    )
+    server = Server(process, port)
+
+    def healthy() -> bool:
+        if not process.alive():
+            raise AssertionError(f"the server exited:\n{process.output()[-4000:]}")
+        try:
+            return httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(healthy, timeout=HANG_SECONDS, what="the server to answer /healthz")
+    except BaseException:
+        process.stop()
+        raise
+    return server
