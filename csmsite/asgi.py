@@ -17,6 +17,7 @@ from core.body_limit import bounded_body_app  # noqa: E402
 from core.static import static_files_app  # noqa: E402
 from core.websocket import websocket_not_found  # noqa: E402
 from ingest.routing import websocket_urlpatterns as ingest_websocket_urls  # noqa: E402
+from ingest.tasks import embedded_jobs_preload  # noqa: E402
 from speech.engines.registry import engine_preload_default  # noqa: E402
 from speech.watermark import watermark_preload  # noqa: E402
 
@@ -31,7 +32,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Start loading the default engine and the watermark now, in the background, so the first
-# request finds them ready.
+# Start loading the default engine, the watermark and (without a broker) what clone jobs need
+# now, in the background, so the first request finds them ready.
 engine_preload_default()
 watermark_preload()
+embedded_jobs_preload()

@@ -214,6 +214,12 @@ _vad_lock = threading.Lock()
 _vad_model: "torch.nn.Module | None" = None
 
 
+def clean_preload() -> None:
+    """Load the VAD model now (importing this module has loaded the rest of the stack)."""
+    with _vad_lock:
+        _vad()
+
+
 def _vad() -> "torch.nn.Module":
     """The process's VAD model; call with `_vad_lock` held."""
     global _vad_model

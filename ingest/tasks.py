@@ -10,6 +10,8 @@ behind them.
 import asyncio
 import contextvars
 import logging
+import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -37,8 +39,30 @@ _embedded_lock = threading.Lock()
 @cache
 def _embedded_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(
-        max_workers=settings.INGEST_EMBEDDED_WORKERS, thread_name_prefix=EMBEDDED_THREAD_PREFIX
+        max_workers=settings.INGEST_EMBEDDED_WORKERS,
+        thread_name_prefix=EMBEDDED_THREAD_PREFIX,
+        initializer=_lower_priority,
+        initargs=(settings.INGEST_EMBEDDED_NICE,),
     )
+
+
+def _lower_priority(increment: int) -> None:
+    """Make this pool thread `increment` nicer than the server, so that it yields the CPU to the
+    request path (speech, decoding).
+
+    A job's numeric work (resampling, cleaning, transcribing) would otherwise take the cores
+    that another user's request needs. On Linux a thread has a nice value of its own, and the
+    threads it starts (torch's OpenMP team for this thread) inherit it; elsewhere the call would
+    lower the whole process, so it is skipped.
+    """
+    if increment <= 0 or sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, nice + increment))
+    except OSError:
+        logger.warning("could not lower the priority of embedded ingest jobs", exc_info=True)
 
 
 def _run_embedded(run: Callable[[], Any], job_id: str) -> None:
@@ -78,6 +102,29 @@ def _forget(job_id: str, future: Future) -> None:
     with _embedded_lock:
         if _embedded.get(job_id) is future:
             del _embedded[job_id]
+
+
+def embedded_jobs_preload() -> None:
+    """Without a broker, load the cleaning stack (torch, noisereduce, the VAD model) now, on the
+    job pool, rather than inside the first job.
+
+    Importing it holds the interpreter lock for seconds: done by the first job, that stalls
+    every request the server is answering meanwhile. Done as the server starts, nobody waits.
+    The downloader (yt-dlp) stays unloaded until a YouTube job needs it.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _embedded_executor().submit(_preload_cleaning)
+
+
+def _preload_cleaning() -> None:
+    try:
+        # Deferred: only a process that runs jobs itself loads torch for them.
+        from ingest.clean import clean_preload
+
+        clean_preload()
+    except Exception:
+        # The first job will load it again and fail with a job error if it still cannot.
+        logger.warning("could not preload the cleaning stack for clone jobs", exc_info=True)
 
 
 async def embedded_job_wait(job_id: uuid.UUID | str, *, timeout: float) -> None:

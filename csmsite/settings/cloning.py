@@ -28,6 +28,16 @@ WHISPER_MODEL = env_str("WHISPER_MODEL", "base.en")
 # The language Whisper transcribes in (a code such as en or de); auto: detect it.
 WHISPER_LANGUAGE = env_str("WHISPER_LANGUAGE", "en")
 
+# --- Speech to text (/v1/audio/transcriptions and /translations, with the same Whisper) --------
+# OpenAI's upload limit; longer audio is refused (400), not cut.
+STT_MAX_BYTES = env_int("STT_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
+STT_MAX_AUDIO_SECONDS = env_float("STT_MAX_AUDIO_SECONDS", 600.0, minimum=1.0, maximum=7200.0)
+# Transcriptions one process takes at once (one decodes, the rest wait their turn); beyond them
+# 503 server_busy with Retry-After.
+STT_MAX_INFLIGHT = env_int("STT_MAX_INFLIGHT", 4, minimum=1, maximum=64)
+# How long a request waits for Whisper to load before it is answered 503 transcription_loading.
+STT_LOAD_WAIT_SECONDS = env_float("STT_LOAD_WAIT_SECONDS", 30.0, minimum=0.0, maximum=600.0)
+
 # --- YouTube links ------------------------------------------------------------------------------
 YOUTUBE_ALLOWED_HOSTS = env_list(
     "YOUTUBE_ALLOWED_HOSTS",
@@ -57,6 +67,9 @@ INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 2, minimum=0, maximum=10)
 # many threads of their own, the rest waiting their turn. Two: one job's slow download does not
 # hold up every other, while peak memory stays that of two jobs beside the speech model.
 INGEST_EMBEDDED_WORKERS = env_int("INGEST_EMBEDDED_WORKERS", 2, minimum=1, maximum=64)
+# Those threads run this much nicer than the server (Linux), so that requests get the CPU
+# before jobs do; 0 keeps them level with requests.
+INGEST_EMBEDDED_NICE = env_int("INGEST_EMBEDDED_NICE", 10, minimum=0, maximum=19)
 # Jobs one user may have queued or running at once (with a broker too); the next is refused
 # with 429 too_many_jobs until one finishes.
 INGEST_JOBS_PER_USER = env_int("INGEST_JOBS_PER_USER", 2, minimum=1, maximum=1000)

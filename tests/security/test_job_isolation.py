@@ -10,6 +10,7 @@ only stop a test that would otherwise hang).
 
 import base64
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from ingest import download, pipeline, tasks
+from ingest import clean, download, pipeline, tasks
 from ingest.models import IngestJob
 from ingest.tasks import ingest_job_task
 from tests.support.audio import TRANSCRIPT, encoded, sample_wav, tone
@@ -47,11 +48,14 @@ class Gate:
     def __init__(self) -> None:
         self.opened = threading.Event()
         self.threads: list[str] = []
+        # The nice value each job ran at (Linux: a thread's own).
+        self.nice: list[int] = []
         self._lock = threading.Lock()
 
     def job_run(self, job_id: str) -> None:
         with self._lock:
             self.threads.append(threading.current_thread().name)
+            self.nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         self.opened.wait(WAIT)
 
     @property
@@ -176,6 +180,47 @@ def test_queued_embedded_jobs_all_run_once_the_pool_frees(live_server_url, bob_k
     gate.opened.set()
     wait_until(lambda: gate.entered == 5, timeout=WAIT, what="every job to run")
     assert all(name.startswith(tasks.EMBEDDED_THREAD_PREFIX) for name in gate.threads)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a nice value of its own on Linux")
+def test_embedded_jobs_run_nicer_than_the_request_path(live_server_url, bob_key, gate, settings):
+    # given the server's own priority
+    server_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    settings.INGEST_JOBS_PER_USER = 100
+    # when jobs run on the embedded pool
+    clones_in_parallel(live_server_url, bob_key, 3)
+    gate.opened.set()
+    wait_until(lambda: gate.entered == 3, timeout=WAIT, what="every job to run")
+    # then each ran INGEST_EMBEDDED_NICE nicer (its threads were made with the default)
+    assert settings.INGEST_EMBEDDED_NICE > 0
+    assert gate.nice == [min(19, server_nice + settings.INGEST_EMBEDDED_NICE)] * 3
+
+
+def test_without_a_broker_the_cleaning_stack_loads_on_the_job_pool_at_start(monkeypatch, settings):
+    # given a process that has not loaded the voice-activity model yet
+    monkeypatch.setattr(clean, "_vad_model", None)
+    loaded_on: list[str] = []
+    real_vad = clean._vad
+
+    def vad():
+        loaded_on.append(threading.current_thread().name)
+        return real_vad()
+
+    monkeypatch.setattr(clean, "_vad", vad)
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # when the server starts (csmsite/asgi.py calls this)
+    tasks.embedded_jobs_preload()
+    # then the model is loaded, on the jobs' pool and not on the caller's thread
+    wait_until(lambda: clean._vad_model is not None, timeout=WAIT, what="the VAD model to load")
+    assert [name.startswith(tasks.EMBEDDED_THREAD_PREFIX) for name in loaded_on] == [True]
+
+
+def test_with_a_broker_the_server_loads_nothing_for_jobs(monkeypatch, settings):
+    submitted: list[object] = []
+    monkeypatch.setattr(tasks, "_embedded_executor", lambda: submitted)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    tasks.embedded_jobs_preload()
+    assert submitted == []
 
 
 def test_the_web_page_waits_for_its_in_process_job_without_holding_a_thread(
