@@ -6,7 +6,7 @@ from django.conf import settings
 from django.urls import URLPattern
 from rest_framework.parsers import BaseParser, MultiPartParser
 
-from api import watermark
+from api import transcriptions, watermark
 from api.parsers import BoundedJSONParser
 from api.urls import urlpatterns
 from core.body_limit import Limit, register_json_route, register_upload_route
@@ -38,6 +38,8 @@ def register_body_limits() -> None:
         parsers = _parsers(pattern)
         if watermark.BoundedMultiPartParser in parsers:
             register_upload_route(route, _watermark_upload_bytes)
+        elif transcriptions.TranscriptionMultiPartParser in parsers:
+            register_upload_route(route, _setting("STT_MAX_BYTES"))
         elif any(issubclass(parser, MultiPartParser) for parser in parsers):
             register_upload_route(route, _voice_upload_bytes)
         for parser in parsers:

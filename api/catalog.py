@@ -1,6 +1,11 @@
-"""What this server offers: its models and its audio formats. Open to anonymous callers."""
+"""What this server offers: its models and its audio formats. Open to anonymous callers.
+
+A model is listed (and retrieved) only while its engine can speak or is loading; asked for by
+name in a speech request, an unlisted model still answers with the reason it cannot speak.
+"""
 
 import time
+from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
@@ -11,13 +16,18 @@ from rest_framework.views import APIView
 from api.serializers.speech import (
     AudioModelListSerializer,
     ModelListSerializer,
+    ModelSerializer,
     ResponseFormatListSerializer,
 )
 from speech.audio.formats import FORMATS
-from speech.models_catalog import model_ids
+from speech.models_catalog import model_check_offered, models_offered
 
 # Models have no creation date of their own; report when this process started serving them.
 _SERVED_SINCE = int(time.time())
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": _SERVED_SINCE, "owned_by": "csm-server"}
 
 
 class ModelListView(APIView):
@@ -25,11 +35,19 @@ class ModelListView(APIView):
 
     @extend_schema(responses=ModelListSerializer, operation_id="listModels")
     def get(self, request: Request) -> Response:
-        models = [
-            {"id": name, "object": "model", "created": _SERVED_SINCE, "owned_by": "csm-server"}
-            for name in model_ids()
-        ]
+        # OpenAI's list names dated snapshots beside their base models; so does this one.
+        models = [_model(name) for name in models_offered(dated=True)]
         return Response({"object": "list", "data": models})
+
+
+class ModelDetailView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=ModelSerializer, operation_id="retrieveModel")
+    def get(self, request: Request, model_id: str) -> Response:
+        model_check_offered(model_id)
+        # The id as asked: a dated snapshot answers under its own name, as OpenAI's does.
+        return Response(_model(model_id))
 
 
 class AudioModelListView(APIView):
@@ -37,7 +55,8 @@ class AudioModelListView(APIView):
 
     @extend_schema(responses=AudioModelListSerializer, operation_id="listAudioModels")
     def get(self, request: Request) -> Response:
-        return Response({"models": [{"id": name} for name in model_ids()]})
+        # A picker's list (OpenWebUI's): base names only, the dated snapshots would be clutter.
+        return Response({"models": [{"id": name} for name in models_offered(dated=False)]})
 
 
 class ResponseFormatListView(APIView):

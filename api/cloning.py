@@ -30,6 +30,12 @@ from speech.audio.formats import SAMPLE_RATE
 from voices.models import Voice
 from voices.selectors import voice_get
 from voices.services import voice_delete_owned
+from voices.standard import standard_voice_name
+
+
+def standard_preview_text(name: str) -> str:
+    """What a standard voice says in its preview, when no text is given."""
+    return f"Hello! This is {name}, one of the standard voices."
 
 
 def cloned_voice_body(voice: Voice) -> dict[str, Any]:
@@ -141,21 +147,28 @@ class VoicePreviewView(SpeakingView):
         operation_id="previewClonedVoice",
         request=s.PreviewSerializer,
         responses=SPEECH_RESPONSES,
-        summary="Hear a cloned voice say a short text",
+        summary="Hear a cloned or standard voice say a short text",
     )
     async def post(self, request: Request, voice_id: str) -> Response:
         serializer = s.PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        voice = await sync_to_async(voice_get)(
-            user=request.user, name_or_id=voice_id, kind=Voice.Kind.CLONED
-        )
         data = serializer.validated_data
+        # A standard voice speaks through the default engine; a cloned one only through CSM.
+        standard = standard_voice_name(voice_id)
+        if standard is not None:
+            text = data["text"] if "text" in request.data else standard_preview_text(standard)
+            model, voice_ref = "tts-1", standard
+        else:
+            voice = await sync_to_async(voice_get)(
+                user=request.user, name_or_id=voice_id, kind=Voice.Kind.CLONED
+            )
+            text, model, voice_ref = data["text"], "csm-1b", str(voice.id)
         return await self.speak(
             request,
             {
-                "model": "csm-1b",
-                "voice": str(voice.id),
-                "input": data["text"],
+                "model": model,
+                "voice": voice_ref,
+                "input": text,
                 "response_format": data["response_format"],
                 "speed": 1.0,
             },

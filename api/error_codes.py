@@ -102,3 +102,9 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_FORMAT = "unsupported_format"
     URL_NOT_ALLOWED = "url_not_allowed"
     VIDEO_TOO_LONG = "video_too_long"
+
+    # Speech to text (ingest.transcription) and the Whisper model (ingest.transcribe).
+    INVALID_LANGUAGE_FORMAT = "invalid_language_format"
+    TRANSCRIPTION_LOADING = "transcription_loading"
+    TRANSCRIPTION_UNAVAILABLE = "transcription_unavailable"
+    UNSUPPORTED_LANGUAGE = "unsupported_language"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from accounts.errors import ApiKeyLimitReached
 from api.error_codes import ErrorCode, ErrorType
 from ingest.errors import IngestError, TooManyJobs
+from ingest.transcribe import TranscriptionUnavailable
 from speech.errors import EngineUnavailable, InvalidInput, UnknownModel
 from speech.watermark import WatermarkUnavailable
 from speech.watermark.service import DETECT_RETRY_AFTER_SECONDS
@@ -47,6 +48,8 @@ DOMAIN_ERRORS: dict[type[Exception], Wire] = {
     IngestError: Wire(400),
     # ...but one job too many for the caller is a wait: 429, as OpenAI answers a rate limit
     TooManyJobs: Wire(429, ErrorType.REQUESTS),
+    # ...and Whisper still loading (with Retry-After) or not to be had (with the reason)
+    TranscriptionUnavailable: Wire(503, ErrorType.SERVER_ERROR),
     # accounts
     ApiKeyLimitReached: Wire(409),
 }

@@ -51,6 +51,8 @@ _OPERATION_ERRORS: dict[str, tuple[int, ...]] = {
     "previewClonedVoice": _SPEAKS,
     "generateWithClonedVoice": _SPEAKS,
     "detectWatermark": (429, 503),
+    "createTranscription": _SPEAKS,
+    "createTranslation": _SPEAKS,
     "cloneVoice": _CREATES,
     "cloneVoiceFromYoutube": _CREATES,
     "createVoice": _CREATES,

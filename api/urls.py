@@ -2,12 +2,19 @@
 
 from django.urls import path
 
-from api import catalog, cloning, consents, speech, voices, watermark
+from api import catalog, cloning, consents, speech, transcriptions, voices, watermark
 
 urlpatterns = [
     # Speech (OpenAI's audio API) and the original server's conversation route.
     path("audio/speech", speech.SpeechView.as_view(), name="speech"),
     path("audio/conversation", speech.ConversationView.as_view(), name="conversation"),
+    # Speech to text (OpenAI's audio API), with the Whisper model that transcribes clones.
+    path(
+        "audio/transcriptions",
+        transcriptions.TranscriptionView.as_view(),
+        name="transcriptions",
+    ),
+    path("audio/translations", transcriptions.TranslationView.as_view(), name="translations"),
     path(
         "audio/speech/response-formats",
         catalog.ResponseFormatListView.as_view(),
@@ -16,6 +23,7 @@ urlpatterns = [
     # The catalog of models.
     path("audio/models", catalog.AudioModelListView.as_view(), name="audio-models"),
     path("models", catalog.ModelListView.as_view(), name="models"),
+    path("models/<str:model_id>", catalog.ModelDetailView.as_view(), name="model-detail"),
     # The watermark detector.
     path(
         "audio/watermark/detect",

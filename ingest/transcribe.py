@@ -1,7 +1,9 @@
-"""Transcribing a recording with openai-whisper, for a cloned voice's reference transcript.
+"""The process's openai-whisper model, and transcribing a recording with it for a cloned
+voice's reference transcript.
 
 The model loads lazily, once per process, from `WHISPER_MODEL` (a model name that whisper
-downloads once into its cache, or a local checkpoint file). When it cannot be had, the caller
+downloads once into its cache, or a local checkpoint file), on a thread of its own; cloning and
+the speech-to-text API (ingest/transcription.py) share it. When it cannot be had, the caller
 gets `TranscriptionUnavailable` with what to do about it; the message reaches API callers, so it
 never names a filesystem path (the server log has the details).
 """
@@ -10,12 +12,13 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
-from scipy.signal import resample_poly
 
 from ingest.reference import TranscriptSegment
 from speech.audio.formats import SAMPLE_RATE
@@ -29,8 +32,11 @@ logger = logging.getLogger(__name__)
 WHISPER_SAMPLE_RATE = 16000
 # Recordings are limited upstream; this only keeps one job from holding the model for long.
 MAX_SECONDS = 600.0
+# What a caller told that the model is still loading should wait before asking again.
+LOADING_RETRY_AFTER_SECONDS = 5
 
-_ALTERNATIVE = "or give the recording's transcript with the upload"
+# What else a cloning caller can do when no transcript can be made here.
+_CLONING_ALTERNATIVE = "You can also give the recording's transcript with the upload instead."
 
 
 @dataclass(frozen=True)
@@ -42,50 +48,88 @@ class Transcript:
 
 
 class TranscriptionUnavailable(Exception):
-    """No transcript can be made here; `message` says what to do about it, without paths."""
+    """No transcript can be made here now; `message` says why and what to do, without paths.
 
-    def __init__(self, message: str) -> None:
+    `loading`: the model is still loading (worth a retry after `retry_after` seconds); otherwise
+    it cannot be loaded, and no retry helps until an operator acts.
+    """
+
+    def __init__(self, message: str, *, loading: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.loading = loading
+        self.code = "transcription_loading" if loading else "transcription_unavailable"
+        self.retry_after = LOADING_RETRY_AFTER_SECONDS if loading else None
 
 
-# One lock for loading and for using the model. Loading: two jobs must not load the weights
-# twice. Using: whisper's decoder installs its key/value-cache hooks on the shared model for each
-# decode, so two decodes at once would write into each other's caches.
-_lock = threading.Lock()
+class _Load:
+    """One loading of a WHISPER_MODEL, on a thread of its own; whoever needs it waits on it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.done = threading.Event()
+        self.model: Whisper | None = None
+        self.error: TranscriptionUnavailable | None = None
+
+
+# Guards `_loaded` and `_loading`: two callers must not load the weights twice.
+_state_lock = threading.Lock()
 # The loaded model and the WHISPER_MODEL it came from (a changed setting loads the new one).
 _loaded: tuple[str, "Whisper"] | None = None
+# The load in progress, if any. A failed load is not remembered: the next caller tries again.
+_loading: _Load | None = None
+# One decode at a time: whisper's decoder installs its key/value-cache hooks on the shared model
+# for each decode, so two decodes at once would write into each other's caches.
+_decode_lock = threading.Lock()
 
 
 def transcribe(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
-    """Transcribe mono float32 audio (at most the first MAX_SECONDS of it), greedily.
+    """Transcribe mono float32 audio (at most the first MAX_SECONDS of it), greedily, waiting
+    for the model to load if it must.
 
     Segments keep whisper's timestamps (seconds from the start of `samples`), clamped to the
     audio; segments without text are dropped.
     """
     audio = _to_whisper_audio(samples, sample_rate)
     duration = audio.size / WHISPER_SAMPLE_RATE
-    with _lock:
-        model = _model()
-        result = model.transcribe(
-            audio,
-            language=_language(model),
-            # Greedy decoding: deterministic, and no retries at higher temperatures.
-            temperature=0.0,
-            # Each window stands alone, so one bad window cannot derail the next ones.
-            condition_on_previous_text=False,
-            fp16=model.device.type == "cuda",
-            verbose=None,
-        )
+    try:
+        with whisper_in_use(wait=None) as model:
+            result = model.transcribe(
+                audio,
+                language=_language(model),
+                # Greedy decoding: deterministic, and no retries at higher temperatures.
+                temperature=0.0,
+                # Each window stands alone, so one bad window cannot derail the next ones.
+                condition_on_previous_text=False,
+                fp16=model.device.type == "cuda",
+                verbose=None,
+            )
+    except TranscriptionUnavailable as exc:
+        raise TranscriptionUnavailable(f"{exc.message} {_CLONING_ALTERNATIVE}") from exc
     segments, text = _segments(result["segments"], duration)
     return Transcript(text=text, segments=segments, language=result["language"])
 
 
+@contextmanager
+def whisper_in_use(*, wait: float | None) -> Iterator["Whisper"]:
+    """The process's model for the current WHISPER_MODEL, held for one decode (others wait).
+
+    A model not loaded yet starts loading; this waits for it at most `wait` seconds (None: as
+    long as it takes), then raises TranscriptionUnavailable (loading). A model that cannot be
+    loaded raises TranscriptionUnavailable with the reason.
+    """
+    model = _model(wait)
+    with _decode_lock:
+        yield model
+
+
 def transcriber_reset() -> None:
-    """Drop the loaded model (tests; the next transcription loads WHISPER_MODEL again)."""
-    global _loaded
-    with _lock:
+    """Drop the loaded model (tests; the next transcription loads WHISPER_MODEL again). A load
+    still in progress finishes on its own and is then forgotten."""
+    global _loaded, _loading
+    with _state_lock:
         _loaded = None
+        _loading = None
 
 
 def _to_whisper_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -96,6 +140,9 @@ def _to_whisper_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         raise ValueError(f"invalid sample rate {sample_rate}")
     audio = audio[: int(MAX_SECONDS * sample_rate)]
     if sample_rate != WHISPER_SAMPLE_RATE:
+        # Deferred: the API's error table names this module's error, and every request loads it.
+        from scipy.signal import resample_poly
+
         common = math.gcd(WHISPER_SAMPLE_RATE, sample_rate)
         audio = resample_poly(audio, WHISPER_SAMPLE_RATE // common, sample_rate // common)
     # Whisper turns the array into a tensor as it is: it must be float32 and contiguous.
@@ -125,17 +172,55 @@ def _segments(raw: list[dict[str, Any]], duration: float) -> tuple[list[Transcri
     return segments, "".join(kept_text).strip()
 
 
-def _model() -> "Whisper":
-    """The process's model for the current WHISPER_MODEL; call with `_lock` held."""
-    global _loaded
+def _model(wait: float | None) -> "Whisper":
+    """The model for the current WHISPER_MODEL, loading it (once, on its own thread) if needed."""
+    global _loaded, _loading
     name = settings.WHISPER_MODEL
-    if _loaded is not None and _loaded[0] == name:
-        return _loaded[1]
-    # Let the old model go before the new one takes its memory.
-    _loaded = None
-    model = _load(name)
-    _loaded = (name, model)
-    return model
+    with _state_lock:
+        if _loaded is not None and _loaded[0] == name:
+            return _loaded[1]
+        load = _loading
+        if load is None or load.name != name:
+            # Let the old model go before the new one takes its memory.
+            _loaded = None
+            load = _loading = _Load(name)
+            threading.Thread(
+                target=_run_load, args=(load,), name="whisper-load", daemon=True
+            ).start()
+    if not load.done.wait(wait):
+        raise TranscriptionUnavailable(
+            "Transcription is not ready yet: the Whisper model is still loading. Retry in a "
+            "few seconds.",
+            loading=True,
+        )
+    if load.error is not None:
+        # A fresh error for each caller: one instance raised in several threads would share
+        # (and garble) its traceback.
+        raise TranscriptionUnavailable(load.error.message)
+    assert load.model is not None
+    return load.model
+
+
+def _run_load(load: _Load) -> None:
+    global _loaded, _loading
+    try:
+        load.model = _load(load.name)
+    except TranscriptionUnavailable as exc:
+        load.error = exc
+    except BaseException:  # the waiting callers learn of it; the log has the details
+        logger.exception("the Whisper model could not be loaded")
+        load.error = TranscriptionUnavailable(
+            "Transcription is unavailable: the Whisper model could not be loaded (the server's "
+            "log says why)."
+        )
+    finally:
+        with _state_lock:
+            # A reset or a changed setting while loading: this load is no longer wanted.
+            if _loading is load:
+                _loading = None
+                if load.model is not None:
+                    _loaded = (load.name, load.model)
+        load.done.set()
 
 
 def _load(name: str) -> "Whisper":
@@ -147,9 +232,11 @@ def _load(name: str) -> "Whisper":
     try:
         model = whisper.load_model(name, device=device)
     except Exception as exc:
-        # The log may name paths; the message callers see does not.
-        logger.warning("the Whisper model could not be loaded", exc_info=True)
-        raise TranscriptionUnavailable(describe_failure(exc, name)) from exc
+        reason = describe_failure(exc, name)
+        # One line at the default level; the traceback (which may name paths) only at DEBUG.
+        logger.warning("Whisper unavailable: %s", reason)
+        logger.debug("the Whisper model could not be loaded", exc_info=True)
+        raise TranscriptionUnavailable(reason) from exc
     model.eval()
     logger.info(
         "Whisper loaded: %s parameters, %s, %s",
@@ -169,31 +256,30 @@ def describe_failure(exc: BaseException, name: str) -> str:
     if any(isinstance(cause, MemoryError | torch.OutOfMemoryError) for cause in _chain(exc)):
         return (
             "Transcription is unavailable: not enough memory to load the Whisper model. Set "
-            f"WHISPER_MODEL to a smaller model (such as base.en), {_ALTERNATIVE}."
+            "WHISPER_MODEL to a smaller model (such as base.en)."
         )
     if name in whisper.available_models():
         return (
             f"Transcription is unavailable: the Whisper model '{name}' is not in the server's "
             "cache and could not be downloaded. Let the server download it once (it needs "
-            "network access the first time), set WHISPER_MODEL to a local checkpoint file, "
-            f"{_ALTERNATIVE}."
+            "network access the first time), or set WHISPER_MODEL to a local checkpoint file."
         )
     if not os.path.isfile(name):
         # Never echo the value: it is most likely a path.
         return (
             "Transcription is unavailable: WHISPER_MODEL is neither a Whisper model name (such "
             "as tiny.en, base.en, small.en, turbo) nor a checkpoint file that exists and can be "
-            f"read. Set it to one of those, {_ALTERNATIVE}."
+            "read. Set it to one of those."
         )
     return (
         "Transcription is unavailable: WHISPER_MODEL points to a file that is not a Whisper "
         "checkpoint (one saved with the model's dims and model_state_dict). Set it to a valid "
-        f"checkpoint or to a model name such as base.en, {_ALTERNATIVE}."
+        "checkpoint or to a model name such as base.en."
     )
 
 
 def _language(model: "Whisper") -> str | None:
-    """The language to decode in: None lets whisper detect it."""
+    """The language cloning decodes in (WHISPER_LANGUAGE): None lets whisper detect it."""
     # Deferred: whisper loads only in a process that transcribes.
     from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
@@ -211,7 +297,7 @@ def _language(model: "Whisper") -> str | None:
     raise TranscriptionUnavailable(
         f"Transcription is unavailable: WHISPER_LANGUAGE={configured!r} is not a language "
         "Whisper knows. Set it to a code such as en, de or fr, or to auto to detect the "
-        f"language, {_ALTERNATIVE}."
+        "language."
     )
 
 

@@ -112,7 +112,11 @@ def live_server_url(transactional_db, settings, static_collected) -> Iterator[st
     uvicorn (not Django's WSGI live server) so streaming behaves as in production.
     """
     from csmsite.asgi import application
+    from speech.engines.registry import engine_preload_default
 
+    # As the server does when it starts (csmsite/asgi.py, imported once per test run): the
+    # default engine is loading or loaded before the first request.
+    engine_preload_default()
     # Close database connections at the end of each request: the server's worker threads
     # must not hold the test database open after the test.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0

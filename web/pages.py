@@ -20,9 +20,10 @@ from django.views.decorators.http import require_GET
 from api.serializers.speech import MAX_INPUT_CHARS
 from api.voices import voice_list_body
 from ingest.jobs import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CHARS
+from ingest.transcription import OPENAI_MODEL
 from speech.audio.formats import DEFAULT_FORMAT
 from speech.engines.registry import engine_default_name
-from speech.models_catalog import model_ids
+from speech.models_catalog import models_offered
 from voices.models import Voice
 from voices.selectors import voices_visible_to
 from voices.standard import DEFAULT_VOICE, STANDARD_VOICES
@@ -61,8 +62,11 @@ def voice_cloning(request: HttpRequest) -> HttpResponse:
         "tab": tab if tab in TABS else TABS[0],
         "own_voices": [card for card in cards if card.owned],
         "public_voices": [card for card in cards if not card.owned],
+        # Every account's: played as speech the engine makes, never changed nor deleted.
+        "standard_voices": STANDARD_VOICES,
         "voice_groups": _voice_groups(user),
-        "models": model_ids(),
+        # What can speak now (as /v1/audio/models lists), not every name the server knows.
+        "models": models_offered(dated=False),
         "default_model": "tts-1",
         "default_engine": engine_default_name(),
         "formats": PLAYABLE_FORMATS,
@@ -91,16 +95,37 @@ def _voice_groups(user: AbstractBaseUser) -> list[tuple[str, list[dict[str, Any]
     return [(labels[key], voices) for key, voices in groups.items() if voices]
 
 
+# Home Assistant's OpenAI TTS integration offers these voices in its list; others are typed.
+HOME_ASSISTANT_TTS_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+)
+
+
 @login_required
 @require_GET
 def connect(request: HttpRequest) -> HttpResponse:
+    """Each client's settings as tests/clients/test_client_replays.py replays what it sends."""
     # The address the browser reached this server by: what a client on the same network uses.
     base_url = request.build_absolute_uri("/v1")
+    typed_voices = [name for name in STANDARD_VOICES if name not in HOME_ASSISTANT_TTS_VOICES]
     context = {
         "base_url": base_url,
         "speech_url": f"{base_url}/audio/speech",
         "model": "tts-1",
         "voice": DEFAULT_VOICE,
         "voices": ",".join(STANDARD_VOICES),
+        "stt_model": OPENAI_MODEL,
+        # Home Assistant's own OpenAI integration offers OpenAI's names, all standard here.
+        "core_tts_model": "gpt-4o-mini-tts",
+        "home_assistant_typed_voices": typed_voices,
     }
     return render(request, "connect.html", context)

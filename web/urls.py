@@ -17,6 +17,11 @@ urlpatterns = [
     path("voice-cloning/jobs/<uuid:job_id>", cloning.job_status, name="ui-job"),
     path("voice-cloning/voices/<uuid:voice_id>/audio", voices.voice_audio, name="ui-voice-audio"),
     path(
+        "voice-cloning/voices/standard/<str:name>/preview",
+        voices.standard_voice_preview,
+        name="ui-standard-voice-preview",
+    ),
+    path(
         "voice-cloning/voices/<uuid:voice_id>/delete",
         voices.voice_delete_view,
         name="ui-voice-delete",

@@ -111,6 +111,12 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.openapi.error_responses",
     ],
+    # Two choice sets share the field name response_format: speech's audio formats keep the
+    # name they always had, transcription's text formats get their own.
+    "ENUM_NAME_OVERRIDES": {
+        "ResponseFormatEnum": "speech.audio.formats.FORMATS",
+        "TranscriptionResponseFormatEnum": "ingest.transcription.RESPONSE_FORMATS",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

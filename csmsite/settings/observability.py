@@ -30,6 +30,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # The HTTP clients under the Hub client log every request at INFO (a dozen per model
+    # download): at the default level they say no more than warnings, and the loaders' own
+    # lines say what came of it.
+    "loggers": {
+        name: {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}
+        for name in ("httpx", "httpx2")
+    },
 }
 
 # --- Metrics --------------------------------------------------------------------------------

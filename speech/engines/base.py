@@ -143,9 +143,12 @@ class Engine(ABC):
             try:
                 self._load()
             except Exception as exc:
-                logger.exception("engine %s failed to load", self.name)
                 self._state = EngineState.UNAVAILABLE
                 self._reason = self.describe_load_failure(exc)
+                # One line says what is missing, why and what to do; the traceback is for
+                # debugging (an offline start is not an error worth pages of it).
+                logger.warning("engine %s unavailable: %s", self.name, self._reason)
+                logger.debug("engine %s failed to load", self.name, exc_info=True)
             else:
                 self._state = EngineState.READY
                 self._reason = ""

@@ -75,12 +75,17 @@ def engine_default_name() -> str:
 
 
 def engine_preload_default() -> None:
-    """Start loading what the default may need, so the first request does not wait for it."""
-    if settings.DEFAULT_ENGINE == AUTO:
-        engine_get(_AUTO_FALLBACK)
-        engine_get(_AUTO_PREFERRED)
-    else:
-        engine_get(settings.DEFAULT_ENGINE)
+    """Start loading what the default may need, so the first request does not wait for it.
+
+    The model engine is built on a thread of its own: importing it (torch, transformers) takes
+    seconds, and the server starts answering meanwhile (a request that needs it waits for it).
+    """
+    auto = settings.DEFAULT_ENGINE == AUTO
+    for name in [_AUTO_FALLBACK, _AUTO_PREFERRED] if auto else [settings.DEFAULT_ENGINE]:
+        if name == _AUTO_PREFERRED:
+            threading.Thread(target=engine_get, args=(name,), name="build-csm", daemon=True).start()
+        else:
+            engine_get(name)
 
 
 def engines_reference_created(reference: StoredReference) -> None:

@@ -15,16 +15,21 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from speech.hub import hub_reachable
 
 # AudioSeal's models are trained on 16 kHz audio.
 MODEL_RATE = 16000
 GENERATOR_CARD = "audioseal_wm_streaming"
 DETECTOR_CARD = "audioseal_detector_streaming"
 _HUB_REPO = "facebook/audioseal/"
+# The repositories audioseal downloads from through the Hub client.
+_HUB_REPOS = (_HUB_REPO, "meta-adtp/audioseal/")
 _HUB_URL = "https://huggingface.co/facebook/audioseal/resolve/main/"
 # A frame of the detector's output counts as watermarked above this probability, and the
 # audio counts as watermarked when more than this share of its frames do (AudioSeal's rule).
@@ -44,6 +49,10 @@ class BadMessage(ValueError):
 
 class WeightsNotFound(LookupError):
     """No file, Hub file or card of that name, or the download failed."""
+
+
+class WeightsNotCached(WeightsNotFound):
+    """A Hub file that was never downloaded, and the Hub cannot be reached."""
 
 
 def import_audioseal() -> Any:
@@ -106,10 +115,27 @@ def _fetch(source: str) -> Any:
     """A local file, a file of Meta's Hub repository, or an https URL, downloaded once."""
     from audioseal.loader import ModelLoadError, load_model_checkpoint
 
+    source = _cached_when_offline(source)
     try:
         return load_model_checkpoint(source)
     except (ModelLoadError, OSError) as exc:
         raise WeightsNotFound(type(exc).__name__) from exc
+
+
+def _cached_when_offline(source: str) -> str:
+    """Without the Hub, a Hub file is read from where audioseal downloads it, or not at all:
+    asked for it, the Hub client would retry with back-off for half a minute per file."""
+    if not source.startswith(_HUB_REPOS) or Path(source).is_file() or hub_reachable():
+        return source
+    # audioseal's own choice of folder (AUDIOSEAL_CACHE_DIR, else XDG_CACHE_HOME, else
+    # ~/.cache, then `audioseal`), which its Hub downloads fill file by file.
+    from audioseal.loader import _get_cache_dir
+
+    repo = next(repo for repo in _HUB_REPOS if source.startswith(repo))
+    cached = _get_cache_dir(["AUDIOSEAL_CACHE_DIR", "XDG_CACHE_HOME"]) / source[len(repo) :]
+    if not cached.is_file():
+        raise WeightsNotCached(source)
+    return str(cached)
 
 
 def _build(source: str, fallback_card: str, *, detector: bool) -> torch.nn.Module:

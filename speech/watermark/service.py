@@ -82,12 +82,18 @@ class _Slot:
         self.state = WatermarkState.LOADING
         self.reason = "not loaded yet"
         self.model: Any = None
+        self.error: Exception | None = None
 
     def load(self, build: Any) -> None:
         try:
             self.model = build()
         except Exception as exc:
-            logger.exception("the watermark model named by %s failed to load", self.variable)
+            # The reason goes to the log in one line once both models are tried (_log_failures);
+            # the traceback only helps when debugging.
+            logger.debug(
+                "the watermark model named by %s failed to load", self.variable, exc_info=True
+            )
+            self.error = exc
             self.reason = _describe_failure(exc, self.variable)
             self.state = WatermarkState.UNAVAILABLE
         else:
@@ -131,6 +137,27 @@ class Watermarker:
             self.detector.load(lambda: load_detector(config.detector))
         finally:
             self._detector_done.set()
+        self._log_failures()
+
+    def _log_failures(self) -> None:
+        """One line for each model that could not load, or one for both when the cause is the
+        same (the usual case: no weights and no Hub)."""
+        generator, detector = self.generator, self.detector
+        if generator.error is not None and detector.error is not None:
+            both = f"{generator.variable} and {detector.variable}"
+            if _describe_failure(generator.error, both) == _describe_failure(detector.error, both):
+                logger.warning(
+                    "AudioSeal watermark and its detector unavailable, speech goes out "
+                    "unmarked: %s",
+                    _describe_failure(generator.error, both),
+                )
+                return
+        if generator.error is not None:
+            logger.warning(
+                "AudioSeal watermark unavailable, speech goes out unmarked: %s", generator.reason
+            )
+        if detector.error is not None:
+            logger.warning("AudioSeal watermark detector unavailable: %s", detector.reason)
 
     def wait_generator(self, timeout: float) -> "Generator | None":
         self.start()
@@ -224,8 +251,19 @@ def watermark_detect(samples: np.ndarray, sample_rate: int) -> WatermarkDetectio
 
 def _describe_failure(exc: Exception, variable: str) -> str:
     """What went wrong and what to do, without the exception's text (it may hold a path)."""
-    from speech.watermark.models import BadMessage, NotStreamable, WeightsNotFound
+    from speech.watermark.models import (
+        BadMessage,
+        NotStreamable,
+        WeightsNotCached,
+        WeightsNotFound,
+    )
 
+    if isinstance(exc, WeightsNotCached):
+        return (
+            f"the weights named by {variable} are not in the local cache and the Hugging Face "
+            "Hub cannot be reached: start the server once where it can reach the Hub (it "
+            f"downloads them), point {variable} at local checkpoint files, or set WATERMARK=off."
+        )
     if isinstance(exc, NotStreamable):
         return (
             f"{variable} names a generator that needs future audio and cannot mark a stream; "

@@ -17,6 +17,7 @@ from scipy.signal import resample_poly
 
 from ingest.reference import TranscriptSegment
 from ingest.transcribe import (
+    LOADING_RETRY_AFTER_SECONDS,
     MAX_SECONDS,
     WHISPER_SAMPLE_RATE,
     Transcript,
@@ -24,6 +25,8 @@ from ingest.transcribe import (
     _segments,
     _to_whisper_audio,
     transcribe,
+    transcriber_reset,
+    whisper_in_use,
 )
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.registry import engine_get
@@ -192,6 +195,79 @@ def test_unreachable_download_is_explained_and_retried_later(
 
     settings.WHISPER_MODEL = str(whisper_model)
     assert_well_formed(transcribe(speech, RATE), speech.size / RATE)
+
+
+def test_a_caller_that_cannot_wait_is_told_the_model_is_loading(whisper_model, monkeypatch):
+    """The model loads once, on a thread of its own: a caller with a bound on its wait learns
+    that it is loading (and when to ask again), a patient one gets the same load's model."""
+    may_finish = threading.Event()
+    calls: list[str] = []
+    real = whisper.load_model
+
+    def slow(name: str, *args, **kwargs):
+        calls.append(name)
+        may_finish.wait(timeout=60)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(whisper, "load_model", slow)
+    try:
+        with pytest.raises(TranscriptionUnavailable) as caught:
+            with whisper_in_use(wait=0.05):
+                pass
+    finally:
+        may_finish.set()
+
+    assert caught.value.loading
+    assert caught.value.code == "transcription_loading"
+    assert caught.value.retry_after == LOADING_RETRY_AFTER_SECONDS
+    assert "loading" in caught.value.message
+    with whisper_in_use(wait=60) as model:
+        assert not model.is_multilingual
+    assert calls == [str(whisper_model)]
+
+
+def test_only_cloning_is_told_to_send_a_transcript_instead(whisper_model, settings, tmp_path):
+    settings.WHISPER_MODEL = str(tmp_path / "missing.pt")
+
+    with pytest.raises(TranscriptionUnavailable) as plain:
+        with whisper_in_use(wait=60):
+            pass
+    with pytest.raises(TranscriptionUnavailable) as cloning:
+        transcribe(np.zeros(RATE, dtype=np.float32), RATE)
+
+    assert not plain.value.loading
+    assert plain.value.code == "transcription_unavailable"
+    assert plain.value.retry_after is None
+    assert "transcript" not in plain.value.message
+    assert cloning.value.message.startswith(plain.value.message)
+    assert "transcript with the upload" in cloning.value.message
+
+
+def test_a_load_that_is_no_longer_wanted_is_forgotten(whisper_model, monkeypatch):
+    """A reset while a model loads (tests; a changed WHISPER_MODEL does the same): the load
+    finishes on its own, and the next caller loads again rather than use it, once."""
+    may_finish = threading.Event()
+    calls: list[str] = []
+    real = whisper.load_model
+
+    def slow(name: str, *args, **kwargs):
+        calls.append(name)
+        may_finish.wait(timeout=60)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(whisper, "load_model", slow)
+    with pytest.raises(TranscriptionUnavailable):
+        with whisper_in_use(wait=0.05):
+            pass
+    transcriber_reset()
+    may_finish.set()
+
+    with whisper_in_use(wait=60) as first:
+        pass
+    with whisper_in_use(wait=60) as second:
+        pass
+    assert first is second
+    assert calls == [str(whisper_model)] * 2
 
 
 def test_english_only_models_ignore_the_language_setting(whisper_model, settings, speech):

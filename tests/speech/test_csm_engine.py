@@ -37,6 +37,7 @@ from speech.models_catalog import engine_name_for_model
 from speech.references import VoiceReferences
 from speech.services import speech_plan
 from tests.support.audio import noise, tone
+from tests.support.processes import free_port
 from tests.support.voices import cloned_voice
 from voices.models import Voice, VoiceCodes
 from voices.standard import STANDARD_VOICES
@@ -420,25 +421,26 @@ def test_an_empty_checkpoint_directory_leaves_csm_unavailable_with_advice(settin
 
 
 def test_a_hub_model_that_is_not_cached_fails_fast_when_the_hub_is_unreachable(
-    settings, monkeypatch
+    settings, monkeypatch, tmp_path
 ):
-    # given a Hub id whose weights are not in the cache, and a Hub that cannot be reached
-    from huggingface_hub import HfApi
+    # given a Hub id whose weights are not in an empty cache, offline mode off, and a Hub
+    # endpoint that nothing listens on
+    from huggingface_hub import HfApi, constants
 
     settings.CSM_MODEL = "sesame/csm-1b"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     asked = []
-
-    def unreachable(self, repo_id, **kwargs):
-        asked.append(repo_id)
-        raise ConnectionError("Name or service not known")
-
-    monkeypatch.setattr(HfApi, "model_info", unreachable)
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **kwargs: asked.append(repo_id))
     # when
     engine = engine_get("csm")
     wait_loaded(engine)
-    # then: one question to the Hub, and a reason that says what to do
-    assert asked == ["sesame/csm-1b"]
+    # then: the Hub's silence is enough, no question about the model follows, and the reason
+    # says what to do
+    assert asked == []
     assert engine.state is EngineState.UNAVAILABLE
+    assert "not in the local cache" in engine.reason
     assert "cannot be reached" in engine.reason
     assert "CSM_MODEL" in engine.reason
 

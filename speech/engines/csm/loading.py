@@ -19,6 +19,8 @@ from huggingface_hub.errors import (
 from transformers import AutoProcessor, CsmForConditionalGeneration, CsmProcessor
 from transformers.utils import logging as transformers_logging
 
+from speech.hub import hub_reachable
+
 logger = logging.getLogger(__name__)
 
 _HUB_TIMEOUT_SECONDS = 15.0
@@ -66,12 +68,18 @@ def load_csm(options: CsmOptions) -> LoadedCsm:
     # Progress bars are for terminals; the server logs one line when loading is done.
     transformers_logging.disable_progress_bar()
     token = options.token or None
-    if not options.is_local:
+    # Without the Hub every file comes from the cache, with no question asked per file.
+    cache_only = not options.is_local and not hub_reachable()
+    if cache_only:
+        _check_cache(options.model)
+    elif not options.is_local:
         _check_hub(options.model, token)
-    processor = AutoProcessor.from_pretrained(options.model, token=token)
+    processor = AutoProcessor.from_pretrained(
+        options.model, token=token, local_files_only=cache_only
+    )
     if not isinstance(processor, CsmProcessor):
         raise TypeError(f"expected a CSM processor, found {type(processor).__name__}")
-    kwargs: dict = {"token": token, "dtype": dtype}
+    kwargs: dict = {"token": token, "dtype": dtype, "local_files_only": cache_only}
     if options.device_map:
         # accelerate places layers over the visible GPUs and adds hooks that move activations
         # between them, so calling any submodule works whatever device its input is on.
@@ -89,12 +97,21 @@ def load_csm(options: CsmOptions) -> LoadedCsm:
     return LoadedCsm(model=model, processor=processor, device=model.embed_text_tokens.weight.device)
 
 
+def _is_cached(model: str) -> bool:
+    return isinstance(try_to_load_from_cache(model, "config.json"), str)
+
+
+def _check_cache(model: str) -> None:
+    """The Hub cannot be reached: a checkpoint that was never downloaded cannot load."""
+    if not _is_cached(model):
+        raise LocalEntryNotFoundError(f"{model} is not in the local cache")
+
+
 def _check_hub(model: str, token: str | None) -> None:
-    """Weights not yet in the local cache need the Hub: ask it once, quickly, so an offline
-    server says so in a second rather than after minutes of retries for each file."""
-    if isinstance(try_to_load_from_cache(model, "config.json"), str):
-        return
-    HfApi(token=token).model_info(model, timeout=_HUB_TIMEOUT_SECONDS)
+    """Weights not yet in the local cache: ask the Hub about the model first, so that a gated
+    or unknown model is explained before any download starts."""
+    if not _is_cached(model):
+        HfApi(token=token).model_info(model, timeout=_HUB_TIMEOUT_SECONDS)
 
 
 def describe_failure(exc: BaseException, options: CsmOptions) -> str:
@@ -129,8 +146,9 @@ def describe_failure(exc: BaseException, options: CsmOptions) -> str:
     if any(isinstance(cause, LocalEntryNotFoundError) for cause in causes) or _offline(causes):
         return (
             f"the weights of '{options.model}' are not in the local cache and the Hugging Face "
-            "Hub cannot be reached: connect the server once (with HF_TOKEN), or set CSM_MODEL "
-            "to a local checkpoint directory."
+            f"Hub cannot be reached: download them once with `hf download {options.model}` "
+            "(with HF_TOKEN set, after accepting the model's licence), or start the server "
+            "once where it can reach the Hub, or set CSM_MODEL to a local checkpoint directory."
         )
     if options.is_local:
         return (
@@ -138,8 +156,8 @@ def describe_failure(exc: BaseException, options: CsmOptions) -> str:
             "transformers format (config, weights, processor and tokenizer files)."
         )
     return (
-        f"the model '{options.model}' could not be loaded ({type(exc).__name__}); see the "
-        "server log for details."
+        f"the model '{options.model}' could not be loaded ({type(exc).__name__}); the server "
+        "log at LOG_LEVEL=DEBUG has the details."
     )
 
 
