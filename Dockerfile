@@ -15,6 +15,12 @@
 #   docker build --build-arg CUDA_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04 \
 #                --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 .
 # Without a GPU the same image runs on the CPU (eSpeak NG, or CSM slowly).
+#
+# Where no registry can be reached, build arguments swap the downloads for local stand-ins
+# (tests/deploy/test_image.py and `make image-check` build and run the image that way, on a
+# Debian base made by deploy/image/base-images.sh): CUDA_IMAGE and UV_IMAGE name other images,
+# PYTHON_SOURCE=system takes the base's own python3.11, TORCH_INDEX_URL an index of local wheels.
+# The defaults below are the real build.
 ARG CUDA_IMAGE=nvidia/cuda:13.0.0-base-ubuntu24.04
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
 
@@ -24,19 +30,27 @@ FROM ${UV_IMAGE} AS uv
 FROM ${CUDA_IMAGE} AS build
 COPY --from=uv /uv /usr/local/bin/uv
 # The Python the project is tested on (3.11), a relocatable build that uv installs; Ubuntu's
-# own is 3.12.
+# own is 3.12. PYTHON_SOURCE=system instead uses the base image's python3.11 (Debian bookworm's,
+# for one), which the final stage then has too: /opt/python stays empty.
+ARG PYTHON_SOURCE=managed
 ENV UV_PYTHON_INSTALL_DIR=/opt/python \
     UV_PYTHON_PREFERENCE=only-managed \
     UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 \
     UV_NO_CACHE=1 \
     VIRTUAL_ENV=/opt/venv
-RUN uv python install 3.11 && uv venv --python 3.11 /opt/venv
+RUN if [ "$PYTHON_SOURCE" = system ]; then \
+        mkdir -p /opt/python \
+        && uv venv --python-preference only-system --python 3.11 /opt/venv; \
+    else \
+        uv python install 3.11 && uv venv --python 3.11 /opt/venv; \
+    fi
 # Empty: torch comes from PyPI with the rest. Else PyTorch's index for another CUDA version
-# (the installed 2.13.0+cuXXX then satisfies requirements.txt's torch==2.13.0).
+# (the installed 2.13.0+cuXXX then satisfies requirements.txt's torch==2.13.0). uv takes each
+# package from the first index that has it: torch from this one, what it lacks from PyPI.
 ARG TORCH_INDEX_URL=
 RUN if [ -n "$TORCH_INDEX_URL" ]; then \
-        uv pip install "torch==2.13.0" --index-url "$TORCH_INDEX_URL"; \
+        uv pip install "torch==2.13.0" --extra-index-url "$TORCH_INDEX_URL"; \
     fi
 COPY requirements.txt /tmp/requirements.txt
 RUN uv pip install -r /tmp/requirements.txt

@@ -8,8 +8,10 @@ DEV_STAMP := $(VENV)/.dev-installed
 CHROMIUM := /usr/bin/chromium
 # The reliability tests start private Redis servers of their own (to stop and restart them).
 REDIS_SERVER := /usr/bin/redis-server
+# The load-balancer test runs Debian's HAProxy with deploy/haproxy/haproxy.cfg.
+HAPROXY := /usr/sbin/haproxy
 
-.PHONY: run test lint bench reliability install
+.PHONY: run test lint bench reliability install image-check docker-ready
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,13 @@ $(REDIS_SERVER):
 		$$SUDO env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -q --no-install-recommends redis-server; }
 
+$(HAPROXY):
+	command -v haproxy >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends haproxy; }
+
 install: $(RUNTIME_STAMP)
 
 ## make run: install, migrate, make sure the admin account exists, serve on $HOST:$PORT
@@ -46,8 +55,17 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py serve
 
 ## make test: install test needs (Debian's chromium too), lint, run the whole suite
-test: $(DEV_STAMP) $(CHROMIUM) $(REDIS_SERVER) lint
+test: $(DEV_STAMP) $(CHROMIUM) $(REDIS_SERVER) $(HAPROXY) docker-ready lint
 	$(BIN)/python -m pytest
+
+# The image test builds and runs the Dockerfile: Debian's docker.io and debootstrap, dockerd up.
+docker-ready:
+	deploy/image/ensure-docker.sh
+
+## make image-check: build the image on a local Debian base, start it against the local Postgres
+## and Redis, one speech request through HAProxy (tests/deploy/test_image.py)
+image-check: $(DEV_STAMP) $(HAPROXY) docker-ready
+	$(BIN)/python -m pytest -p no:cacheprovider -s tests/deploy/test_image.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -58,12 +58,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # No socket_timeout: the layer's receive blocks on Redis for seconds by design.
+            # No socket_timeout: the layer's receive blocks on Redis for seconds by design
+            # (BZPOPMIN, 5 s), and redis-py's default read timeout (5 s) would cut it short,
+            # failing every WebSocket that waits longer than that for its next event.
             "CONFIG": {
                 "hosts": [
                     {
                         "address": REDIS_URL,
                         "socket_connect_timeout": SERVICE_CONNECT_TIMEOUT_SECONDS,
+                        "socket_timeout": None,
                     }
                 ]
             },

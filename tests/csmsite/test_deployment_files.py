@@ -1,8 +1,9 @@
 """The deployment files (Dockerfile, docker-compose.yml, .env.example, .dockerignore) say what
-the code needs. No Docker here: what can be checked without building or starting anything is
-checked, against the settings the code really reads."""
+the code needs, checked without building or starting anything, against the settings the code
+really reads. tests/deploy/test_image.py builds the image and runs it."""
 
 import ast
+import ipaddress
 import json
 import os
 import re
@@ -182,7 +183,36 @@ def test_the_web_server_has_a_gpu_reserved_and_each_server_process_its_own(compo
     assert second_gpu["device_ids"] == ["1"]
     assert web_gpu["device_ids"] == ["${WEB_GPU:-0}"]
     assert services["web-gpu1"]["profiles"] == ["gpu1"]
-    assert services["web"]["ports"] != services["web-gpu1"]["ports"]
+
+
+def _default(value: str) -> str:
+    """The default of a compose variable, `${NAME:-default}`."""
+    return re.fullmatch(r"\$\{[A-Z0-9_]+:-(.+)\}", value)[1]
+
+
+def test_the_load_balancer_is_the_only_way_in_and_the_only_proxy_believed(compose):
+    services = compose["services"]
+    lb = services["lb"]
+    # HAProxy, pinned, with the project's configuration (tests/scaleout/test_load_balancer.py
+    # runs the same file)
+    assert re.fullmatch(r"haproxy:3\.\d+\.\d+", lb["image"])
+    assert "./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in lb["volumes"]
+    # is the only published port
+    assert [name for name, service in services.items() if service.get("ports")] == ["lb"]
+    assert lb["ports"] == ["${WEB_PUBLISH:-127.0.0.1:8000}:8000"]
+    # and the server processes, on its network, believe forwarded addresses from it alone
+    address = lb["networks"]["lb"]["ipv4_address"]
+    (subnet,) = compose["networks"]["lb"]["ipam"]["config"]
+    assert ipaddress.ip_address(_default(address)) in ipaddress.ip_network(
+        _default(subnet["subnet"])
+    )
+    for name in ["web", "web-gpu1"]:
+        assert "lb" in services[name]["networks"]
+        assert services[name]["environment"]["TRUSTED_PROXIES"] == address
+    # and it sends requests to both, by their service names
+    config = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
+    servers = re.findall(r'^\s*server (\S+) "\$\{LB_\w+-([\w-]+):8000\}"$', config, re.M)
+    assert servers == [("web", "web"), ("web-gpu1", "web-gpu1")]
 
 
 def _named_volume_at(compose: dict, service: str, target: str) -> str:

@@ -8,7 +8,8 @@ per-minute request limit holds across both servers together.
 
 The servers speak with eSpeak NG by default and with the tiny random CSM checkpoint for
 `csm-1b` (the engine a cloned voice needs); clones carry their transcript, so no Whisper model
-is needed. Skipped only when Postgres or Redis cannot be reached.
+is needed. Skipped only when Postgres or Redis cannot be reached (the databases come from
+conftest.py).
 """
 
 import os
@@ -18,13 +19,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
-import redis
-from psycopg import sql
 
 from speech.audio.decode import decode_audio
 from tests.support.audio import RATE, TRANSCRIPT, sample_wav
@@ -44,74 +41,6 @@ class Cluster:
     server_b: str
     key: str  # alice's key for cloning and speaking
     limited_key: str  # alice's second key, whose request budget the rate-limit test spends
-
-
-# --- Shared services, private to this module ------------------------------------------------
-
-
-def _postgres_admin_url() -> str:
-    """The maintenance database of the Postgres that DATABASE_URL names (or the local one)."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = "postgres://postgres@127.0.0.1:5432/postgres"
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-
-def _redis_server_url() -> str:
-    url = os.environ.get("REDIS_URL", "")
-    if not url.startswith("redis://"):
-        url = "redis://127.0.0.1:6379/0"
-    return url
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-@pytest.fixture(scope="module")
-def postgres_database() -> Iterator[str]:
-    """A new, empty database on the test Postgres (dropped afterwards): its URL."""
-    admin_url = _postgres_admin_url()
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"Postgres is not reachable at {admin_url}: {exc}")
-    name = f"csm_scaleout_{secrets.token_hex(4)}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield _with_database(admin_url, name)
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-@pytest.fixture(scope="module")
-def redis_database() -> Iterator[str]:
-    """An empty Redis database (not the one the test process uses), flushed afterwards."""
-    server_url = _redis_server_url()
-    own = urlsplit(server_url).path.strip("/") or "0"
-    marker = "csm-scaleout-test"
-    for number in range(15, 0, -1):
-        if str(number) == own:
-            continue
-        url = urlunsplit(urlsplit(server_url)._replace(path=f"/{number}"))
-        client = redis.Redis.from_url(url, socket_connect_timeout=3)
-        try:
-            # Claim an empty database: the marker is the only key, set by whoever came first.
-            if client.dbsize() == 0 and client.set(marker, "1", nx=True):
-                break
-        except redis.ConnectionError as exc:
-            pytest.skip(f"Redis is not reachable at {server_url}: {exc}")
-        client.close()
-    else:
-        pytest.fail("no empty Redis database to use")
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
 
 
 # --- Processes --------------------------------------------------------------------------------
