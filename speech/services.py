@@ -17,7 +17,7 @@ from speech.engines.base import (
     SynthesisParams,
     VoiceSpec,
 )
-from speech.engines.registry import engine_get
+from speech.engines.registry import engine_get, engines_all_built
 from speech.errors import EngineUnavailable, InvalidInput, SpeechErrorCode, UnknownModel
 from speech.models_catalog import engine_name_for_model
 from speech.text import chunk_text, normalise_text
@@ -52,7 +52,7 @@ async def speech_plan(*, user: AbstractBaseUser | None, data: dict[str, Any]) ->
 
     Async because only a stored voice needs the database: a standard voice costs no thread hop.
     """
-    engine = _engine_for(data["model"])
+    engine = await _engine_for_request(data["model"])
     voice = await _voice_for(user, data["voice"], engine)
     return _plan(engine, voice, data["input"], "input", data, owner=_owner(user))
 
@@ -61,7 +61,7 @@ async def conversation_plan(
     *, data: dict[str, Any], user: AbstractBaseUser | None = None
 ) -> SpeechPlan:
     """The next turn of a conversation: `text` spoken by `speaker_id` after the context turns."""
-    engine = _engine_for(data["model"])
+    engine = await _engine_for_request(data["model"])
     if not engine.capabilities.context:
         raise InvalidInput(
             f"The '{engine.name}' engine cannot take conversation context; use model 'csm-1b'.",
@@ -166,6 +166,15 @@ def _plan(
         input_tokens=engine.count_input_tokens(text),
         input_characters=len(raw_text),
     )
+
+
+async def _engine_for_request(model: str) -> Engine:
+    """_engine_for, from the event loop: on a thread while some engine is not built yet, since
+    building one imports its libraries (seconds for CSM, maybe on the preload thread already,
+    holding the registry's lock) and every other connection would wait meanwhile."""
+    if engines_all_built():
+        return _engine_for(model)
+    return await sync_to_async(_engine_for, thread_sensitive=False)(model)
 
 
 def _engine_for(model: str) -> Engine:

@@ -57,6 +57,15 @@ def engine_get(name: str) -> Engine:
     return engine
 
 
+def engines_all_built() -> bool:
+    """Whether every engine is built, so that engine_get returns at once for any name.
+
+    Until then a call may import an engine's libraries (seconds for CSM) or wait for the preload
+    thread that is doing so: async callers make it off the event loop.
+    """
+    return all(name in _instances for name in ENGINES)
+
+
 def _start_loading(engine: Engine) -> None:
     if engine.loads_in_background:
         threading.Thread(target=engine.load, name=f"load-{engine.name}", daemon=True).start()
