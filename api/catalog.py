@@ -19,11 +19,15 @@ from api.serializers.speech import (
     ModelSerializer,
     ResponseFormatListSerializer,
 )
+from ingest.transcription import OPENAI_MODEL, OPENAI_MODEL_ALIASES
 from speech.audio.formats import FORMATS
 from speech.models_catalog import model_check_offered, models_offered
 
 # Models have no creation date of their own; report when this process started serving them.
 _SERVED_SINCE = int(time.time())
+# Speech to text: OpenAI's names, all served by the process's Whisper (loaded on first use, so
+# listed whenever the server runs; a request that finds it unavailable gets 503 with the reason).
+_TRANSCRIPTION_MODELS = (OPENAI_MODEL, *OPENAI_MODEL_ALIASES)
 
 
 def _model(model_id: str) -> dict[str, Any]:
@@ -36,8 +40,8 @@ class ModelListView(APIView):
     @extend_schema(responses=ModelListSerializer, operation_id="listModels")
     def get(self, request: Request) -> Response:
         # OpenAI's list names dated snapshots beside their base models; so does this one.
-        models = [_model(name) for name in models_offered(dated=True)]
-        return Response({"object": "list", "data": models})
+        names = [*models_offered(dated=True), *_TRANSCRIPTION_MODELS]
+        return Response({"object": "list", "data": [_model(name) for name in names]})
 
 
 class ModelDetailView(APIView):
@@ -45,7 +49,8 @@ class ModelDetailView(APIView):
 
     @extend_schema(responses=ModelSerializer, operation_id="retrieveModel")
     def get(self, request: Request, model_id: str) -> Response:
-        model_check_offered(model_id)
+        if model_id not in _TRANSCRIPTION_MODELS:
+            model_check_offered(model_id)
         # The id as asked: a dated snapshot answers under its own name, as OpenAI's does.
         return Response(_model(model_id))
 
@@ -55,7 +60,8 @@ class AudioModelListView(APIView):
 
     @extend_schema(responses=AudioModelListSerializer, operation_id="listAudioModels")
     def get(self, request: Request) -> Response:
-        # A picker's list (OpenWebUI's): base names only, the dated snapshots would be clutter.
+        # A picker's list (OpenWebUI's): base names only, the dated snapshots would be clutter,
+        # and speech models only (a text-to-speech picker has no use for Whisper).
         return Response({"models": [{"id": name} for name in models_offered(dated=False)]})
 
 

@@ -9,6 +9,7 @@ the local cache (`local_files_only`) and say at once what is missing.
 
 import logging
 import threading
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -16,15 +17,20 @@ logger = logging.getLogger(__name__)
 # route out starts serving at once.
 PROBE_TIMEOUT_SECONDS = 3.0
 
-# Endpoint → whether it answered. Keyed by endpoint rather than a single flag so that the answer
-# always belongs to the HF_ENDPOINT the Hub client uses.
-_answers: dict[str, bool] = {}
+# A "no" is asked again after this long: a network that was down at start may be back for a
+# load that comes later (after an engine reset, say). A "yes" is kept: loads ask the Hub for
+# their files anyway.
+UNREACHABLE_REMEMBERED_SECONDS = 300.0
+
+# Endpoint → (whether it answered, when it was asked, monotonic). Keyed by endpoint rather than
+# a single flag so that the answer always belongs to the HF_ENDPOINT the Hub client uses.
+_answers: dict[str, tuple[bool, float]] = {}
 _lock = threading.Lock()
 
 
 def hub_reachable() -> bool:
-    """False under HF_HUB_OFFLINE (nothing is asked), else whether the Hub answered the first
-    time anyone asked in this process."""
+    """False under HF_HUB_OFFLINE (nothing is asked), else whether the Hub answered when this
+    process asked (once; a "no" is asked again after UNREACHABLE_REMEMBERED_SECONDS)."""
     from huggingface_hub import constants
 
     if constants.is_offline_mode():
@@ -32,9 +38,12 @@ def hub_reachable() -> bool:
     endpoint = constants.ENDPOINT
     # Under the lock: loaders on two threads at start-up share one question.
     with _lock:
-        if endpoint not in _answers:
-            _answers[endpoint] = _probe(endpoint)
-        return _answers[endpoint]
+        answer = _answers.get(endpoint)
+        now = time.monotonic()
+        if answer is None or (not answer[0] and now - answer[1] > UNREACHABLE_REMEMBERED_SECONDS):
+            answer = (_probe(endpoint), now)
+            _answers[endpoint] = answer
+        return answer[0]
 
 
 def _probe(endpoint: str) -> bool:

@@ -41,8 +41,17 @@ NOT_MODELS = [
     "tts-1-hd-1107",
     "tts-1-2025-03-20",
     "csm-1b-2025-03-20",
-    "whisper-1",
+    "whisper-2",
+    "gpt-4o-transcribe-diarize",
     "tts-9",
+]
+# Speech to text, served by Whisper: listed by /v1/models, never by the speech picker's list.
+TRANSCRIPTION_MODELS = [
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-03-20",
+    "gpt-4o-mini-transcribe-2025-12-15",
 ]
 # The models the test server offers with eSpeak loaded and CSM not (the tests' default).
 ESPEAK_LIST = [
@@ -97,12 +106,15 @@ def csm_loading(monkeypatch) -> Iterator[tuple[Engine, threading.Event]]:
 
 
 def _listed(client: Client) -> tuple[list[str], list[str]]:
-    """The ids /v1/models and /v1/audio/models list."""
+    """The speech model ids /v1/models and /v1/audio/models list (/v1/models ends with the
+    speech-to-text models, whichever engines are up)."""
     models = client.get("/v1/models")
     audio_models = client.get("/v1/audio/models")
     assert models.status_code == 200 and audio_models.status_code == 200
+    ids = [model["id"] for model in models.json()["data"]]
+    assert ids[-len(TRANSCRIPTION_MODELS) :] == TRANSCRIPTION_MODELS
     return (
-        [model["id"] for model in models.json()["data"]],
+        ids[: -len(TRANSCRIPTION_MODELS)],
         [model["id"] for model in audio_models.json()["models"]],
     )
 
@@ -230,6 +242,18 @@ def test_lists_show_csm_once_it_is_ready(client, csm_engine, espeak_started):
     assert client.get("/v1/models/csm").status_code == 200
 
 
+@pytest.mark.parametrize("model", TRANSCRIPTION_MODELS)
+def test_speech_to_text_models_are_retrieved_in_openais_shape(client, model):
+    response = client.get(f"/v1/models/{model}")
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": model,
+        "object": "model",
+        "created": response.json()["created"],
+        "owned_by": "csm-server",
+    }
+
+
 def test_lists_and_retrieve_never_start_an_engine(client):
     # given a process where no engine has started
     assert {state["state"] for state in engine_states().values()} == {"not_loaded"}
@@ -294,7 +318,8 @@ def test_the_openai_client_retrieves_models(openai_client):
     assert openai_client.models.retrieve("gpt-4o-mini-tts-2025-12-15").id == (
         "gpt-4o-mini-tts-2025-12-15"
     )
-    assert [m.id for m in openai_client.models.list()] == ESPEAK_LIST
+    assert openai_client.models.retrieve("whisper-1").id == "whisper-1"
+    assert [m.id for m in openai_client.models.list()] == ESPEAK_LIST + TRANSCRIPTION_MODELS
 
 
 @live

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_models_list_in_openai_shape(openai_client):
-    # eSpeak NG speaks; CSM has no checkpoint here, so neither of its names is listed
+    # eSpeak NG speaks; CSM has no checkpoint here, so neither of its names is listed; Whisper's
+    # names follow the speech models
     ids = [model.id for model in openai_client.models.list()]
     assert ids == [
         "tts-1",
@@ -21,6 +22,11 @@ def test_models_list_in_openai_shape(openai_client):
         "gpt-4o-mini-tts-2025-03-20",
         "gpt-4o-mini-tts-2025-12-15",
         "espeak",
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-03-20",
+        "gpt-4o-mini-transcribe-2025-12-15",
     ]
 
 

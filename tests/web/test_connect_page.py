@@ -56,7 +56,7 @@ def test_home_assistant_core_speaks_through_openai_base_url(connect_html):
 
     assert "<code>OPENAI_BASE_URL=http://speech.example.lan:8000/v1</code>" in core
     assert "<code>gpt-4o-mini-tts</code> (its default)" in core
-    assert "<code>whisper-1</code> (not its default)" in core
+    assert "its default, <code>gpt-4o-mini-transcribe</code>, or <code>whisper-1</code>" in core
 
 
 def test_sillytavern_and_librechat_keep_their_settings(connect_html):
