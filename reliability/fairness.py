@@ -57,9 +57,17 @@ def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+# Stands for "no HTTP answer": the connection failed or was closed under the request (a kept-alive
+# connection the server timed out as the client reused it, say). Counted as a failure.
+NO_ANSWER = 0
+
+
 async def _speak(http: httpx.AsyncClient, key: str, text: str = "Hello there.") -> int:
     body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav"}
-    response = await http.post("/v1/audio/speech", json=body, headers=_bearer(key))
+    try:
+        response = await http.post("/v1/audio/speech", json=body, headers=_bearer(key))
+    except httpx.TransportError:
+        return NO_ANSWER
     return response.status_code
 
 
