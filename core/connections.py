@@ -8,7 +8,9 @@ through Config's `http=`) adds both bounds:
 
 - Header time: a connection must complete its request line and headers within
   HTTP_HEADER_TIMEOUT_SECONDS of connecting, and each later request on a kept-alive connection
-  within as long of the previous response; otherwise it is closed.
+  within as long of its first byte; otherwise it is closed. Between requests, an idle kept-alive
+  connection is closed by uvicorn's own keep-alive timeout (HTTP_KEEPALIVE_SECONDS), which a
+  proxy's pool of idle connections must outlast.
 - Open connections: beyond HTTP_MAX_CONNECTIONS, a new connection makes room by closing the
   connection that has waited longest without a complete request head (a slow or idle client:
   an honest one sends its head in one piece). Where every connection is in the middle of a
@@ -53,6 +55,8 @@ class BoundedH11Protocol(H11Protocol):
         self.header_timeout: float = settings.HTTP_HEADER_TIMEOUT_SECONDS
         self.max_connections: int = settings.HTTP_MAX_CONNECTIONS
         self._head_timer: asyncio.TimerHandle | None = None
+        # Kept alive between requests: the head timer starts with the next request's first byte.
+        self._idle = False
         # When (in order) this connection began waiting for a complete request head (None while
         # a request is in progress): the longest waiting is closed first to make room.
         self.waiting_since: int | None = None
@@ -81,10 +85,23 @@ class BoundedH11Protocol(H11Protocol):
         super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
+        cycle = self.cycle
         super().on_response_complete()
-        if not self.transport.is_closing():
-            # The next request on this kept-alive connection has as long for its head.
-            self._await_head()
+        # (A pipelined request already in the buffer starts a new cycle at once.)
+        if not self.transport.is_closing() and self.cycle is cycle:
+            # Idle until the next request: uvicorn's keep-alive timeout bounds the wait (a
+            # proxy's pooled connection must not be closed under its next request sooner), and
+            # the connection counts as waiting, the first to go to make room.
+            self._head_received()
+            self.waiting_since = next(_waits)
+            self._idle = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._idle:
+            # The next request has begun: it has as long for its head as the first one had.
+            self._idle = False
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        super().data_received(data)
 
     def _await_head(self) -> None:
         self._head_received()
@@ -92,6 +109,7 @@ class BoundedH11Protocol(H11Protocol):
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _head_received(self) -> None:
+        self._idle = False
         self.waiting_since = None
         if self._head_timer is not None:
             self._head_timer.cancel()

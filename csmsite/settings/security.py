@@ -175,3 +175,8 @@ HTTP_HEADER_TIMEOUT_SECONDS = env_float(
 # is closed to make room (or, where every one is mid-request, the newcomer gets 503 but for
 # /healthz and /readyz).
 HTTP_MAX_CONNECTIONS = env_int("HTTP_MAX_CONNECTIONS", 1000, minimum=1)
+# An idle kept-alive connection is closed after this long without a new request (uvicorn's
+# default, 5). A reverse proxy that pools idle connections to the server must close them first:
+# set this above the proxy's own idle timeout (ingress-nginx: 60 s), or a request it sends on a
+# connection the server is closing at that moment fails with a 502.
+HTTP_KEEPALIVE_SECONDS = env_int("HTTP_KEEPALIVE_SECONDS", 5, minimum=1, maximum=3600)

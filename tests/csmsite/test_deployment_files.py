@@ -206,9 +206,14 @@ def test_the_load_balancer_is_the_only_way_in_and_the_only_proxy_believed(compos
     assert ipaddress.ip_address(_default(address)) in ipaddress.ip_network(
         _default(subnet["subnet"])
     )
+    # and the proxy in front of it (a TLS proxy on the host, from the network's gateway)
+    upstream = lb["environment"]["LB_UPSTREAM_PROXIES"]
+    assert upstream == "${LB_UPSTREAM_PROXIES-172.31.250.1}"
+    gateway = next(ipaddress.ip_network(_default(subnet["subnet"])).hosts())
+    assert ipaddress.ip_address(upstream.removesuffix("}").split("-")[-1]) == gateway
     for name in ["web", "web-gpu1"]:
         assert "lb" in services[name]["networks"]
-        assert services[name]["environment"]["TRUSTED_PROXIES"] == address
+        assert services[name]["environment"]["TRUSTED_PROXIES"] == f"{address},{upstream}"
     # and it sends requests to both, by their service names
     config = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
     servers = re.findall(r'^\s*server (\S+) "\$\{LB_\w+-([\w-]+):8000\}"$', config, re.M)

@@ -36,6 +36,10 @@ KUBERNETES_VERSIONS = ["1.31.0", "1.37.0"]
 SECRET_NAME = "csm-secrets"
 # An address the kubelet's probes and Prometheus would reach a pod at.
 POD_IP = "10.42.7.19"
+# What an installation fills in for TRUSTED_PROXIES: the ingress controller's pod network.
+INGRESS_PODS = "10.42.3.0/24"
+# ingress-nginx's upstream-keepalive-timeout: how long it keeps an idle connection to a pod.
+INGRESS_KEEPALIVE_SECONDS = 60
 MIB = 1024 * 1024
 
 # Variables the manifests set that csmsite/settings does not read, each for a reason.
@@ -254,8 +258,12 @@ def _manage(tmp_path: Path, env: dict[str, str], *args: str):
 
 
 def test_the_web_pods_settings_load_and_pass_the_deployment_checks(web_environment, tmp_path):
-    # given the web pod's environment, with the Secret filled in as its example asks
-    env = {**web_environment, "SECRET_KEY": secrets.token_urlsafe(50)}
+    # given the web pod's environment, with the Secret and the proxies filled in as asked
+    env = {
+        **web_environment,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "TRUSTED_PROXIES": INGRESS_PODS,
+    }
 
     # when Django checks it as for a deployment
     result = _manage(tmp_path, env, "check", "--deploy", "--fail-level", "WARNING")
@@ -268,6 +276,42 @@ def test_the_secret_examples_placeholder_key_stops_start_up(web_environment, tmp
     result = _manage(tmp_path, web_environment, "check")
     assert result.returncode != 0
     assert "SECRET_KEY must be at least 32 characters" in result.stderr
+
+
+def test_the_proxies_placeholder_stops_start_up_until_the_ingress_pods_are_named(
+    web_environment, tmp_path
+):
+    # Believing the whole pod network would let any pod name itself another client.
+    assert not web_environment["TRUSTED_PROXIES"].startswith(("10.0.0.0/8", "*"))
+    env = {**web_environment, "SECRET_KEY": secrets.token_urlsafe(50)}
+    result = _manage(tmp_path, env, "check")
+    assert result.returncode != 0
+    assert "TRUSTED_PROXIES" in result.stderr
+
+
+@pytest.mark.django_db  # a scrape also counts the cloning jobs
+def test_metrics_through_the_ingress_need_the_token(web_environment, client, settings):
+    # given the web pod's metrics settings, with the token the Secret asks for
+    assert "METRICS_TOKEN" in secret_example()
+    assert web_environment["METRICS_ALLOWED_IPS"] == ""
+    settings.METRICS_ALLOWED_IPS = []
+    settings.METRICS_TOKEN = token = secrets.token_urlsafe(32)
+    # when a request for /metrics comes through the Ingress, from a client on a private network
+    # or from the controller's own pod, without the token
+    for address in ["10.42.3.7", "192.168.1.20", "203.0.113.5"]:
+        # then it is not answered
+        assert client.get("/metrics", REMOTE_ADDR=address).status_code == 404
+    # and with the token (Prometheus) it is, from anywhere
+    authorized = client.get(
+        "/metrics", REMOTE_ADDR="10.42.3.7", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert authorized.status_code == 200
+
+
+def test_pooled_ingress_connections_are_not_closed_under_a_request(objects):
+    # ingress-nginx reuses an idle connection for up to a minute: the server keeps it longer.
+    keep_alive = int(settings_env(objects)["HTTP_KEEPALIVE_SECONDS"])
+    assert keep_alive > INGRESS_KEEPALIVE_SECONDS
 
 
 def test_media_goes_to_the_shared_bucket_not_a_pods_disk(objects):

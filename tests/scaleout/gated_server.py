@@ -6,13 +6,17 @@ engine a test holds with files, so that it knows where the server is:
 - LB_SPEECH_GATE: while this file exists, every speech stream goes on after its text, with a
   trickle of silence, so it is still being made while the test looks at what has arrived.
 
-Nothing else changes.
+And for each request marked `?lb=...` it prints one line, `FORWARDED <marker> <json>`: the
+X-Forwarded-For and X-Forwarded-Proto headers exactly as they arrived, and the client address
+and scheme that uvicorn's proxy headers made of them. Nothing else changes.
 """
 
+import json
 import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import numpy as np
 
@@ -56,5 +60,36 @@ def _gated_synthesize(synthesize):
 EspeakEngine.loads_in_background = True
 EspeakEngine._load = _gated_load(EspeakEngine._load)
 EspeakEngine.synthesize = _gated_synthesize(EspeakEngine.synthesize)
+
+
+def _reporting_forwarded(app):
+    async def reporting(scope, receive, send):
+        if scope["type"] == "http":
+            (marker, *_) = parse_qs(scope["query_string"].decode()).get("lb", [None])
+            if marker:
+                # Every line of a header, joined as uvicorn joins them (HAProxy adds its own
+                # X-Forwarded-For line after any it kept).
+                seen = {
+                    name: ", ".join(
+                        value.decode() for key, value in scope["headers"] if key.decode() == name
+                    )
+                    or None
+                    for name in ("x-forwarded-for", "x-forwarded-proto")
+                }
+                seen |= {
+                    "client": scope["client"][0] if scope.get("client") else None,
+                    "scheme": scope["scheme"],
+                }
+                print(f"FORWARDED {marker} {json.dumps(seen)}", flush=True)
+        await app(scope, receive, send)
+
+    return reporting
+
+
+# `serve` names the application by its module's attribute, and one process imports it once.
+# Imported after the engine's gates are in place: importing it starts the engines loading.
+import csmsite.asgi  # noqa: E402
+
+csmsite.asgi.application = _reporting_forwarded(csmsite.asgi.application)
 
 call_command("serve", *sys.argv[1:])

@@ -4,14 +4,18 @@ docker-compose.yml's `lb` service reads, in front of real server processes on lo
 HAProxy gets the replicas' addresses in its environment, as compose gives it the service names.
 The replicas are `manage.py serve` (through gated_server.py, which lets the test hold their
 engine with files), sharing a database, a Redis database and MEDIA_ROOT, with TRUSTED_PROXIES
-naming HAProxy's address; a Celery worker (held likewise) runs the cloning job that a WebSocket
-follows. Which replica served a request, and for which client address, is read from that
-replica's own access log, where the request's marker (`?lb=...`) appears.
+naming HAProxy's address and the proxy in front of it (LB_UPSTREAM_PROXIES), as compose does; a
+Celery worker (held likewise) runs the cloning job that a WebSocket follows. Which replica served
+a request, for which client address, and the forwarded headers it got, is read from that
+replica's own output, where the request's marker (`?lb=...`) appears.
 
 Proven here: requests spread over both replicas, which see the client's address and never one a
-client forged; a job's progress over a WebSocket and an SSE speech stream arrive as they are
-made; a replica killed mid-run fails its own streams only, while new requests and the
-survivor's streams complete; a replica whose /readyz says not ready gets no request until it is.
+client forged (the header a client sent never reaches them), while a proxy in front of the
+balancer keeps its X-Forwarded-For and -Proto; /metrics, however its path is spelt, is not
+answered through the balancer; a job's progress over a WebSocket and an SSE speech stream
+arrive as they are made; a replica killed mid-run fails its own streams only, while new requests
+and the survivor's streams complete; a replica whose /readyz says not ready gets no request
+until it is.
 No timing is asserted: waits are bounded only so that a hang fails. Skipped when Postgres or
 Redis cannot be reached (conftest.py), or without the haproxy binary (make /usr/sbin/haproxy).
 """
@@ -43,10 +47,14 @@ GATED_WORKER = ROOT / "tests" / "reliability" / "gated_worker.py"
 # How long a process may take to come up, or a job or a health check to get somewhere.
 PATIENCE_SECONDS = 180
 # HAProxy reaches the replicas from 127.0.0.1; the client connects from another loopback
-# address, so that a replica's log shows whose address it believed.
+# address, so that a replica's log shows whose address it believed; a TLS proxy in front of the
+# balancer (LB_UPSTREAM_PROXIES) from a third.
 PROXY_ADDRESS = "127.0.0.1"
 CLIENT_ADDRESS = "127.0.0.2"
+UPSTREAM_ADDRESS = "127.0.0.3"
 FORGED_ADDRESS = "203.0.113.7"
+# The client that the upstream proxy names.
+UPSTREAM_CLIENT = "198.51.100.9"
 SSE_SPEECH = {
     "model": "tts-1",
     "voice": "alloy",
@@ -82,6 +90,12 @@ class Replica:
         marker → the client address the server believed."""
         line = re.compile(rf'^INFO:\s+(\S+):\d+ - "\w+ \S*\?lb=({re.escape(tag)}-\d+) HTTP', re.M)
         return {match[2]: match[1] for match in line.finditer(self.process.output())}
+
+    def forwarded(self, tag: str) -> dict[str, dict]:
+        """The requests marked `?lb=<tag>-N` that reached this replica (gated_server.py's lines):
+        marker → the X-Forwarded-For and -Proto it received, and the client and scheme believed."""
+        line = re.compile(rf"^FORWARDED ({re.escape(tag)}-\d+) (.+)$", re.M)
+        return {match[1]: json.loads(match[2]) for match in line.finditer(self.process.output())}
 
     def hold_speech(self) -> None:
         self.speech_gate.touch()
@@ -158,13 +172,13 @@ class Balancer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, key: str, **headers: str) -> httpx.Client:
-        """An HTTP client of the balancer that connects from CLIENT_ADDRESS."""
+    def client(self, key: str, source: str = CLIENT_ADDRESS, **headers: str) -> httpx.Client:
+        """An HTTP client of the balancer that connects from `source`."""
         return httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {key}", **headers},
             timeout=60,
-            transport=httpx.HTTPTransport(local_address=CLIENT_ADDRESS),
+            transport=httpx.HTTPTransport(local_address=source),
         )
 
     def marked(self, server: str, state: str) -> bool:
@@ -182,8 +196,9 @@ def cluster(postgres_database, redis_database, tmp_path_factory) -> Iterator[Clu
             "REDIS_URL": redis_database,
             "MEDIA_ROOT": str(work / "media"),
             "SECRET_KEY": secrets.token_urlsafe(40),
-            # As in compose: X-Forwarded-For and -Proto are believed from HAProxy alone.
-            "TRUSTED_PROXIES": PROXY_ADDRESS,
+            # As in compose: X-Forwarded-For and -Proto are believed from HAProxy, and from the
+            # proxy in front of it whose headers HAProxy keeps.
+            "TRUSTED_PROXIES": f"{PROXY_ADDRESS},{UPSTREAM_ADDRESS}",
             # uvicorn's access log: which replica served which request, for which address.
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "plain",
@@ -229,6 +244,7 @@ def start_balancer(tmp_path) -> Iterator[Callable[[Replica, Replica], Balancer]]
             "LB_WEB": web.address,
             "LB_WEB_GPU1": web_gpu1.address,
             "LB_CHECK_HOST": "localhost",
+            "LB_UPSTREAM_PROXIES": f"{UPSTREAM_ADDRESS}/32",
         }
         check = subprocess.run(
             [str(HAPROXY), "-c", "-f", str(CONFIG)],
@@ -347,7 +363,7 @@ def test_requests_spread_over_both_replicas_which_see_the_clients_own_address(
     # when a client sends requests one after another, each with a forged X-Forwarded-For
     with balancer.client(cluster.key, **{"X-Forwarded-For": FORGED_ADDRESS}) as client:
         markers = probe(client, "spread", 10)
-        metrics = client.get("/metrics")
+        metrics = [client.get(path) for path in ("/metrics", "/%6Detrics", "/%6d%65trics")]
 
     # then each request reached one replica, and both replicas got some
     on_a, on_b = a.served("spread"), b.served("spread")
@@ -356,9 +372,43 @@ def test_requests_spread_over_both_replicas_which_see_the_clients_own_address(
     assert on_a and on_b
     # and each replica believed the client's own address: neither the forged one nor HAProxy's
     assert set(on_a.values()) | set(on_b.values()) == {CLIENT_ADDRESS}
-    # and /metrics, which is per process, is not answered through the balancer
-    assert metrics.status_code == 404
+    # because the forged header never reached them: HAProxy dropped it and named the client
+    received = a.forwarded("spread") | b.forwarded("spread")
+    assert received.keys() == markers
+    assert {seen["x-forwarded-for"] for seen in received.values()} == {CLIENT_ADDRESS}
+    # and /metrics, which is per process, is not answered through the balancer, however its
+    # path is spelt; a replica itself decodes it and answers
+    assert [response.status_code for response in metrics] == [404, 404, 404]
     assert httpx.get(f"{a.url}/metrics", timeout=10).status_code == 200
+    assert httpx.get(f"{a.url}/%6Detrics", timeout=10).status_code == 200
+
+
+def test_a_proxy_in_front_of_the_balancer_keeps_its_client_and_scheme(cluster, start_balancer):
+    # given the balancer behind a TLS proxy at UPSTREAM_ADDRESS (LB_UPSTREAM_PROXIES)
+    a, b = cluster.replica("a"), cluster.replica("b")
+    balancer = start_balancer(a, b)
+    said = {"X-Forwarded-For": UPSTREAM_CLIENT, "X-Forwarded-Proto": "https"}
+
+    # when that proxy forwards requests, saying who the client is and that TLS carried them
+    with balancer.client(cluster.key, UPSTREAM_ADDRESS, **said) as client:
+        kept = probe(client, "upstream", 4)
+    # and another client sends the very same headers
+    with balancer.client(cluster.key, **said) as client:
+        replaced = probe(client, "other", 4)
+
+    # then the replicas see the proxy's client, after it the proxy, and HTTPS
+    upstream = a.forwarded("upstream") | b.forwarded("upstream")
+    assert upstream.keys() == kept
+    for seen in upstream.values():
+        assert seen["x-forwarded-for"] == f"{UPSTREAM_CLIENT}, {UPSTREAM_ADDRESS}"
+        assert seen["x-forwarded-proto"] == "https"
+        assert (seen["client"], seen["scheme"]) == (UPSTREAM_CLIENT, "https")
+    # and the other client's headers are replaced by what the balancer saw
+    other = a.forwarded("other") | b.forwarded("other")
+    assert other.keys() == replaced
+    for seen in other.values():
+        assert (seen["x-forwarded-for"], seen["x-forwarded-proto"]) == (CLIENT_ADDRESS, "http")
+        assert (seen["client"], seen["scheme"]) == (CLIENT_ADDRESS, "http")
 
 
 def test_an_sse_speech_stream_arrives_through_the_balancer_as_it_is_made(cluster, start_balancer):

@@ -253,6 +253,34 @@ def test_a_body_sent_steadily_is_not_cut(bounded_server):
     assert not received.startswith(b"HTTP/1.1 408 "), received[:200]
 
 
+# A proxy's pool: its idle connections outlive the header bound, within the keep-alive one.
+KEPT_ALIVE = {"HTTP_HEADER_TIMEOUT_SECONDS": "1", "HTTP_KEEPALIVE_SECONDS": "8"}
+
+
+def test_an_idle_kept_alive_connection_lasts_the_keep_alive_not_the_header_bound(
+    server_factory,
+):
+    # given a server whose heads must arrive within 1 s, and idle connections last 8 s
+    server = server_factory(**KEPT_ALIVE)
+    sock = connect(server)
+    try:
+        sock.sendall(HEAD)
+        assert b"HTTP/1.1 200 " in response_head(sock)
+
+        # when the connection stays idle longer than the header bound, as a pooled one does
+        time.sleep(3)
+
+        # then it is still open, and the next request on it is answered
+        assert still_open(sock)
+        sock.sendall(HEAD)
+        assert b"HTTP/1.1 200 " in response_head(sock)
+
+        # and once idle for the keep-alive time, the server closes it
+        wait_until(lambda: closed_by_server(sock, bytearray()), timeout=HANG_SECONDS, what="close")
+    finally:
+        sock.close()
+
+
 def response_head(sock: socket.socket) -> bytes:
     """What the server answers on `sock`, up to the end of a response head (or its close)."""
     received = bytearray()

@@ -33,6 +33,8 @@ class Command(BaseCommand):
             timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
             # Bounds uvicorn itself lacks: time to send the request head, and open connections.
             http=BoundedH11Protocol,
+            # How long an idle kept-alive connection stays open: above a pooling proxy's own.
+            timeout_keep_alive=settings.HTTP_KEEPALIVE_SECONDS,
             # X-Forwarded-For/-Proto are believed only from TRUSTED_PROXIES (none by default).
             **uvicorn_proxy_options(),
         )
