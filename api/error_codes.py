@@ -103,7 +103,7 @@ class ErrorCode(StrEnum):
     URL_NOT_ALLOWED = "url_not_allowed"
     VIDEO_TOO_LONG = "video_too_long"
 
-    # Speech to text (ingest.transcription) and the Whisper model (ingest.transcribe).
+    # Speech to text and the Whisper model (ingest.errors.TranscriptionErrorCode).
     INVALID_LANGUAGE_FORMAT = "invalid_language_format"
     TRANSCRIPTION_LOADING = "transcription_loading"
     TRANSCRIPTION_UNAVAILABLE = "transcription_unavailable"

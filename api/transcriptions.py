@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
@@ -28,6 +29,7 @@ from api.serializers.transcriptions import (
     TranslationRequestSerializer,
 )
 from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle, request_api_key
+from core.body_limit import FORM_OVERHEAD_BYTES
 from ingest.transcription import (
     TRANSCRIBE,
     TRANSLATE,
@@ -39,8 +41,6 @@ from ingest.transcription_formats import transcription_body
 
 # OpenAI answers text, srt and vtt as plain text.
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
-# Multipart framing and the form's text fields around the file.
-_FORM_OVERHEAD_BYTES = 64 * 1024
 
 
 class TranscriptionMultiPartParser(MultiPartParser):
@@ -50,16 +50,23 @@ class TranscriptionMultiPartParser(MultiPartParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         request = (parser_context or {}).get("request")
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
-        limit = settings.STT_MAX_BYTES + _FORM_OVERHEAD_BYTES
+        # The same bound as the guard in front of Django (core/body_limit.py): a file over
+        # STT_MAX_BYTES within it is read, and refused as `file` by the upload check.
+        limit = settings.STT_MAX_BYTES + FORM_OVERHEAD_BYTES
         if length and length.isdigit() and int(length) > limit:
             raise RequestTooLarge(f"The upload is larger than {settings.STT_MAX_BYTES} bytes.")
         return super().parse(stream, media_type, parser_context)
 
 
+_POOL_THREADS = 64
+
+
 @cache
 def _executor() -> ThreadPoolExecutor:
-    # Admission (transcription_slots) bounds the work in flight, so a request never queues here.
-    return ThreadPoolExecutor(max_workers=settings.STT_MAX_INFLIGHT, thread_name_prefix="stt")
+    # Admission (transcription_slots, STT_MAX_INFLIGHT) bounds the work in flight, so a request
+    # never queues here; the pool makes threads only as they are needed, up to the setting's
+    # largest value, and so follows the setting wherever it is read.
+    return ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="stt")
 
 
 _JSON_OR_TEXT = {
@@ -81,14 +88,31 @@ class SpeechToTextView(RateLimitHeadersMixin, AsyncAPIView):
     async def answer(self, request: Request) -> HttpResponse:
         # The slots first: a request the server has no room for must cost nothing.
         release = _admit(request)
-        future = _executor().submit(contextvars.copy_context().run, self._work, request, release)
+        # Set when the caller leaves: the work then stops before it decodes.
+        cancelled = threading.Event()
+        try:
+            future = _executor().submit(
+                contextvars.copy_context().run, self._work, request, release, cancelled
+            )
+        except BaseException:
+            # No work will give the slots back (the pool is shut down, say): give them here.
+            release()
+            raise
         future.add_done_callback(_release_if_cancelled(release))
-        body = await asyncio.wrap_future(future)
+        try:
+            body = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # The client is gone. wrap_future cancels work that has not started; work already
+            # on a thread (most likely waiting for the model) learns of it here.
+            cancelled.set()
+            raise
         if isinstance(body, str):
             return HttpResponse(body, content_type=TEXT_CONTENT_TYPE)
         return Response(body)
 
-    def _work(self, request: Request, release: Callable[[], None]) -> dict[str, Any] | str:
+    def _work(
+        self, request: Request, release: Callable[[], None], cancelled: threading.Event
+    ) -> dict[str, Any] | str:
         """On a pool thread; the slots go back when the work really ends, however the request
         did."""
         try:
@@ -109,6 +133,7 @@ class SpeechToTextView(RateLimitHeadersMixin, AsyncAPIView):
                 api_key=request_api_key(request),
                 upload=data["file"],
                 request=options,
+                cancelled=cancelled,
             )
             return transcription_body(result, options)
         finally:

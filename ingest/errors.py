@@ -1,5 +1,20 @@
 """What can go wrong with a caller's recording or URL, said so the caller can fix it."""
 
+from enum import StrEnum
+
+
+class TranscriptionErrorCode(StrEnum):
+    """The codes of speech to text (ingest.transcription) and of the Whisper model
+    (ingest.transcribe). The cloning checks name theirs where they raise them."""
+
+    INVALID_AUDIO = "invalid_audio"
+    INVALID_LANGUAGE_FORMAT = "invalid_language_format"
+    MODEL_NOT_SUPPORTED = "model_not_supported"
+    RECORDING_TOO_LONG = "recording_too_long"
+    TRANSCRIPTION_LOADING = "transcription_loading"
+    TRANSCRIPTION_UNAVAILABLE = "transcription_unavailable"
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+
 
 class IngestError(Exception):
     """The input cannot make a voice. `message` is for the caller; `code` names the problem

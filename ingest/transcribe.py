@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
 
+from ingest.errors import TranscriptionErrorCode
 from ingest.reference import TranscriptSegment
 from speech.audio.formats import SAMPLE_RATE
 
@@ -34,6 +36,10 @@ WHISPER_SAMPLE_RATE = 16000
 MAX_SECONDS = 600.0
 # What a caller told that the model is still loading should wait before asking again.
 LOADING_RETRY_AFTER_SECONDS = 5
+# How long a failed load is remembered: meanwhile callers get its reason at once, rather than
+# each starting a load (for a model name, a download that can hang) and logging it again. Long
+# enough to spare a busy server, short enough that a fixed cache or network is soon noticed.
+FAILED_LOAD_MEMORY_SECONDS = 60.0
 
 # What else a cloning caller can do when no transcript can be made here.
 _CLONING_ALTERNATIVE = "You can also give the recording's transcript with the upload instead."
@@ -58,7 +64,11 @@ class TranscriptionUnavailable(Exception):
         super().__init__(message)
         self.message = message
         self.loading = loading
-        self.code = "transcription_loading" if loading else "transcription_unavailable"
+        self.code = (
+            TranscriptionErrorCode.TRANSCRIPTION_LOADING
+            if loading
+            else TranscriptionErrorCode.TRANSCRIPTION_UNAVAILABLE
+        )
         self.retry_after = LOADING_RETRY_AFTER_SECONDS if loading else None
 
 
@@ -72,12 +82,23 @@ class _Load:
         self.error: TranscriptionUnavailable | None = None
 
 
-# Guards `_loaded` and `_loading`: two callers must not load the weights twice.
+@dataclass(frozen=True)
+class _Failure:
+    """A load of WHISPER_MODEL `name` that failed, and until when (monotonic) to say so."""
+
+    name: str
+    message: str
+    until: float
+
+
+# Guards `_loaded`, `_loading` and `_failed`: two callers must not load the weights twice.
 _state_lock = threading.Lock()
 # The loaded model and the WHISPER_MODEL it came from (a changed setting loads the new one).
 _loaded: tuple[str, "Whisper"] | None = None
-# The load in progress, if any. A failed load is not remembered: the next caller tries again.
+# The load in progress, if any.
 _loading: _Load | None = None
+# The last failed load, for FAILED_LOAD_MEMORY_SECONDS; then the next caller tries again.
+_failed: _Failure | None = None
 # One decode at a time: whisper's decoder installs its key/value-cache hooks on the shared model
 # for each decode, so two decodes at once would write into each other's caches.
 _decode_lock = threading.Lock()
@@ -116,7 +137,8 @@ def whisper_in_use(*, wait: float | None) -> Iterator["Whisper"]:
 
     A model not loaded yet starts loading; this waits for it at most `wait` seconds (None: as
     long as it takes), then raises TranscriptionUnavailable (loading). A model that cannot be
-    loaded raises TranscriptionUnavailable with the reason.
+    loaded raises TranscriptionUnavailable with the reason (at once, while its failure is
+    remembered).
     """
     model = _model(wait)
     with _decode_lock:
@@ -124,12 +146,13 @@ def whisper_in_use(*, wait: float | None) -> Iterator["Whisper"]:
 
 
 def transcriber_reset() -> None:
-    """Drop the loaded model (tests; the next transcription loads WHISPER_MODEL again). A load
-    still in progress finishes on its own and is then forgotten."""
-    global _loaded, _loading
+    """Drop the loaded model and any remembered failure (tests; the next transcription loads
+    WHISPER_MODEL again). A load still in progress finishes on its own and is then forgotten."""
+    global _loaded, _loading, _failed
     with _state_lock:
         _loaded = None
         _loading = None
+        _failed = None
 
 
 def _to_whisper_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -179,6 +202,8 @@ def _model(wait: float | None) -> "Whisper":
     with _state_lock:
         if _loaded is not None and _loaded[0] == name:
             return _loaded[1]
+        if _failed is not None and _failed.name == name and monotonic() < _failed.until:
+            raise TranscriptionUnavailable(_failed.message)
         load = _loading
         if load is None or load.name != name:
             # Let the old model go before the new one takes its memory.
@@ -202,7 +227,7 @@ def _model(wait: float | None) -> "Whisper":
 
 
 def _run_load(load: _Load) -> None:
-    global _loaded, _loading
+    global _loaded, _loading, _failed
     try:
         load.model = _load(load.name)
     except TranscriptionUnavailable as exc:
@@ -220,6 +245,10 @@ def _run_load(load: _Load) -> None:
                 _loading = None
                 if load.model is not None:
                     _loaded = (load.name, load.model)
+                    _failed = None
+                elif load.error is not None:
+                    until = monotonic() + FAILED_LOAD_MEMORY_SECONDS
+                    _failed = _Failure(load.name, load.error.message, until)
         load.done.set()
 
 

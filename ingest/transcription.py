@@ -4,7 +4,8 @@ by the process's Whisper model, the one that transcribes cloned voices (ingest/t
 The upload is checked and decoded under the STT_* limits with the same safe decoder as every
 other upload, before the model is touched, so a request that cannot be served costs little.
 Decoding with Whisper runs one at a time (the model is shared); at most STT_MAX_INFLIGHT
-requests of a process take part at once (`transcription_slots`), the rest are refused.
+requests of a process take part at once (`transcription_slots`), the rest are refused. A
+request whose caller has left stops before it decodes (`TranscriptionCancelled`).
 """
 
 import threading
@@ -19,7 +20,7 @@ from django.core.files import File
 from accounts.models import ApiKey
 from accounts.services import usage_record
 from ingest.audio import check_upload
-from ingest.errors import IngestError
+from ingest.errors import IngestError, TranscriptionErrorCode
 from ingest.transcribe import WHISPER_SAMPLE_RATE, whisper_in_use
 from speech.audio.decode import AudioDecodeError, AudioTooLong, decode_audio
 from speech.errors import UnknownModel
@@ -113,6 +114,11 @@ class SpeechText:
     words: list[Word] | None
 
 
+class TranscriptionCancelled(Exception):
+    """The caller left (its `cancelled` event is set): the work stops before the costly part.
+    Nobody is waiting for the answer, so this is no error to report."""
+
+
 class _Slots:
     """A count of the requests taking part at once, bounded by STT_MAX_INFLIGHT; never waits."""
 
@@ -159,18 +165,23 @@ def transcription_create(
     api_key: ApiKey | None,
     upload: File,
     request: TranscriptionRequest,
+    cancelled: threading.Event | None = None,
 ) -> SpeechText:
     """Transcribe (or translate) the upload and record its seconds in the caller's usage.
 
     IngestError for what the caller can fix (about the field it names), UnknownModel for a
     model this server does not have, TranscriptionUnavailable while Whisper loads or when it
-    cannot load.
+    cannot load. TranscriptionCancelled when `cancelled` is set by the time the upload is
+    decoded or the model is free: a decode nobody waits for would hold the model for minutes.
     """
     _model_check(request.model)
     language = _language_code(request.language)
     audio = _decoded(upload)
+    _stop_if_cancelled(cancelled)
     duration = audio.size / WHISPER_SAMPLE_RATE
     with whisper_in_use(wait=settings.STT_LOAD_WAIT_SECONDS) as model:
+        # Waiting for the model (a decode at a time) is when a caller most likely leaves.
+        _stop_if_cancelled(cancelled)
         _capability_check(model, request.task, language)
         result = model.transcribe(
             audio,
@@ -185,6 +196,11 @@ def transcription_create(
     # Requests count as speech requests do; the seconds are those heard.
     usage_record(user=user, api_key=api_key, input_characters=0, audio_seconds=duration)
     return _speech_text(result, request, duration)
+
+
+def _stop_if_cancelled(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise TranscriptionCancelled
 
 
 def _model_check(name: str) -> None:
@@ -208,7 +224,7 @@ def _language_code(value: str | None) -> str | None:
         raise IngestError(
             f"Invalid language '{value}'. Give the language of the audio in ISO-639-1 format, "
             "such as en, de or fr.",
-            code="invalid_language_format",
+            code=TranscriptionErrorCode.INVALID_LANGUAGE_FORMAT,
             param=LANGUAGE_PARAM,
         )
     return code
@@ -227,11 +243,13 @@ def _decoded(upload: File) -> np.ndarray:
         raise IngestError(
             f"The audio is longer than {max_seconds:g} seconds: send a shorter recording, or "
             "split it.",
-            code="recording_too_long",
+            code=TranscriptionErrorCode.RECORDING_TOO_LONG,
             param=FILE_PARAM,
         ) from exc
     except AudioDecodeError as exc:
-        raise IngestError(str(exc), code="invalid_audio", param=FILE_PARAM) from exc
+        raise IngestError(
+            str(exc), code=TranscriptionErrorCode.INVALID_AUDIO, param=FILE_PARAM
+        ) from exc
 
 
 def _capability_check(model: "Whisper", task: str, language: str | None) -> None:
@@ -244,7 +262,7 @@ def _capability_check(model: "Whisper", task: str, language: str | None) -> None
             "This server's Whisper model understands English only and cannot translate. Its "
             "operator can set WHISPER_MODEL to a multilingual model (such as base, small or "
             "turbo).",
-            code="model_not_supported",
+            code=TranscriptionErrorCode.MODEL_NOT_SUPPORTED,
             param=MODEL_PARAM,
         )
     if language not in (None, "en"):
@@ -252,7 +270,7 @@ def _capability_check(model: "Whisper", task: str, language: str | None) -> None
             f"This server's Whisper model understands English only, not '{language}'. Send "
             "language=en or none, or ask its operator to set WHISPER_MODEL to a multilingual "
             "model (such as base, small or turbo).",
-            code="unsupported_language",
+            code=TranscriptionErrorCode.UNSUPPORTED_LANGUAGE,
             param=LANGUAGE_PARAM,
         )
 

@@ -6,8 +6,6 @@ from typing import Any
 
 from ingest.transcription import TRANSCRIBE, Segment, SpeechText, TranscriptionRequest
 
-TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
-
 
 def transcription_body(result: SpeechText, request: TranscriptionRequest) -> dict[str, Any] | str:
     """The answer's body: a JSON object (json, verbose_json) or text (text, srt, vtt)."""

@@ -7,7 +7,7 @@ import pytest
 
 from api.error_codes import ErrorCode, ErrorType
 from api.errors import api_error_from
-from ingest.errors import IngestError
+from ingest.errors import IngestError, TranscriptionErrorCode
 from speech.errors import EngineUnavailable, InvalidInput, SpeechErrorCode, UnknownModel
 from speech.watermark import WatermarkUnavailable
 from speech.watermark.service import DETECT_RETRY_AFTER_SECONDS
@@ -135,7 +135,9 @@ def test_an_error_that_is_not_a_domain_error_is_left_to_the_server_error_path():
 
 def test_every_domain_code_is_an_api_error_code():
     api_codes = {str(code) for code in ErrorCode}
-    domain_codes = {str(code) for code in [*SpeechErrorCode, *VoiceErrorCode]}
+    domain_codes = {
+        str(code) for code in [*SpeechErrorCode, *VoiceErrorCode, *TranscriptionErrorCode]
+    }
     assert domain_codes <= api_codes
 
 

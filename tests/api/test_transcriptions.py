@@ -1,6 +1,7 @@
 """POST /v1/audio/transcriptions and /v1/audio/translations through Django's test client: the
 answers' shapes and content types in every format, the limits, the errors in OpenAI's shape,
-and the refusals while Whisper loads, cannot load, or the server is full.
+the refusals while Whisper loads, cannot load, or the server is full, and (on a live server)
+what a request whose client left still costs.
 
 Whisper is a tiny random checkpoint loaded through WHISPER_MODEL as the server loads any: it
 hears gibberish, so the tests check shapes, timestamps and bookkeeping, never the words. Its
@@ -9,19 +10,28 @@ text context is short (64 tokens), so a random model that never stops talking st
 
 import math
 import re
+import socket
 import threading
+import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest.mock import patch
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import whisper
+import whisper.model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.signals import request_finished
 
 from accounts.limits import generation_slots_acquire
 from accounts.models import ApiKey, Usage
-from ingest.transcribe import transcriber_reset
+from api import transcriptions as transcriptions_view
+from core.body_limit import FORM_OVERHEAD_BYTES
+from ingest import transcribe as transcribe_module
+from ingest.transcribe import FAILED_LOAD_MEMORY_SECONDS, transcriber_reset
 from ingest.transcription import transcription_models, transcription_slots
 from tests.security.hostile_cases import HOSTILE_UPLOADS
 from tests.support.audio import RATE, encoded, spoken
@@ -436,11 +446,11 @@ def test_an_unknown_key_is_refused(client, speech):
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(client, alice_key, settings):
+    # The parser's bound is the body guard's: the file's limit and the form around it.
     settings.STT_MAX_BYTES = 1024
+    big = b"RIFF" + bytes(1024 + FORM_OVERHEAD_BYTES)
 
-    error = error_of(
-        post(client, alice_key, file=("big.wav", b"RIFF" + bytes(200_000), "audio/wav")), 413
-    )
+    error = error_of(post(client, alice_key, file=("big.wav", big, "audio/wav")), 413)
 
     assert error["code"] == "request_too_large"
 
@@ -528,10 +538,18 @@ def test_while_whisper_loads_the_answer_is_503_with_retry_after(
 
 
 def test_without_whisper_the_answer_is_503_with_the_reason(
-    client, alice_key, settings, tmp_path, speech
+    client, alice_key, settings, monkeypatch, tmp_path, speech
 ):
     settings.WHISPER_MODEL = str(tmp_path / "models" / "missing-whisper.pt")
     transcriber_reset()
+    loads: list[str] = []
+    real_load = whisper.load_model
+
+    def counted(name: str, *args, **kwargs):
+        loads.append(name)
+        return real_load(name, *args, **kwargs)
+
+    monkeypatch.setattr(whisper, "load_model", counted)
 
     response = post(client, alice_key, file=wav(speech))
 
@@ -543,6 +561,20 @@ def test_without_whisper_the_answer_is_503_with_the_reason(
     # Cloning's alternative (a transcript with the upload) means nothing here.
     assert "transcript" not in error["message"]
     assert "Retry-After" not in response
+
+    # and a request soon after is told the same at once, without another load
+    again = error_of(post(client, alice_key, file=wav(speech)), 503)
+    assert again == error
+    assert len(loads) == 1
+
+    # until the failure is old: then the model is tried again
+    real_monotonic = transcribe_module.monotonic
+    monkeypatch.setattr(
+        transcribe_module, "monotonic", lambda: real_monotonic() + FAILED_LOAD_MEMORY_SECONDS + 1
+    )
+    assert error_of(post(client, alice_key, file=wav(speech)), 503) == error
+    assert len(loads) == 2
+    assert transcription_slots.taken == 0
     transcriber_reset()
 
 
@@ -575,6 +607,40 @@ def test_a_key_at_its_concurrency_limit_answers_429(client, alice, alice_key, se
     assert transcription_slots.taken == 0
 
 
+def test_slots_go_back_when_the_work_cannot_be_started(
+    client, alice, alice_key, settings, monkeypatch, speech
+):
+    # given a pool that takes no more work (as while the interpreter shuts down)
+    class ShutDown:
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(transcriptions_view, "_executor", ShutDown)
+    settings.RATE_LIMIT_CONCURRENT = 1
+    client.raise_request_exception = False
+
+    # when a request comes
+    response = post(client, alice_key, file=wav(speech))
+
+    # then it fails, and gives back the slots it took
+    assert error_of(response, 500)["type"] == "server_error"
+    assert transcription_slots.taken == 0
+    assert_caller_slots_free(alice, 1)
+
+
+def assert_caller_slots_free(user, count: int) -> None:
+    """All `count` of the caller's concurrent slots can be taken: none was left held."""
+    taken = [
+        generation_slots_acquire(user=user, api_key=ApiKey.objects.get(owner=user))
+        for _ in range(count)
+    ]
+    try:
+        assert [slots.refused_by for slots in taken] == [None] * count
+    finally:
+        for slots in taken:
+            slots.release()
+
+
 def test_requests_count_against_the_per_minute_limit(client, alice_key, settings, speech):
     settings.RATE_LIMIT_REQUESTS_PER_MINUTE = 1
 
@@ -586,6 +652,85 @@ def test_requests_count_against_the_per_minute_limit(client, alice_key, settings
     error = error_of(second, 429)
     assert error["code"] == "rate_limit_exceeded"
     assert second["x-ratelimit-limit-requests"] == "1"
+
+
+# --- A client that leaves ------------------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_request_whose_client_left_never_decodes(
+    live_server_url, alice, alice_key, english_whisper, settings, monkeypatch, speech
+):
+    settings.STT_MAX_INFLIGHT = 2
+    settings.RATE_LIMIT_CONCURRENT = 2
+    settings.RATE_LIMIT_USER_CONCURRENT = 2
+    # given a first request whose decode holds the model until the gate opens
+    gate = threading.Event()
+    decodes: list[str] = []
+    real_transcribe = whisper.model.Whisper.transcribe
+
+    def gated(model, *args, **kwargs):
+        decodes.append(threading.current_thread().name)
+        if len(decodes) == 1:
+            assert gate.wait(timeout=60)
+        return real_transcribe(model, *args, **kwargs)
+
+    monkeypatch.setattr(whisper.model.Whisper, "transcribe", gated)
+    # (each request's work as it starts on a pool thread, and each request Django ends)
+    started: list[str] = []
+    real_create = transcriptions_view.transcription_create
+
+    def spied(**kwargs):
+        started.append(threading.current_thread().name)
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(transcriptions_view, "transcription_create", spied)
+    finished = threading.Event()
+
+    def on_finished(**kwargs) -> None:
+        finished.set()
+
+    request_finished.connect(on_finished)
+    url = f"{live_server_url}{TRANSCRIPTIONS}"
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    fields = {"model": "whisper-1", "temperature": ONE_PASS}
+    answers: list[httpx.Response] = []
+    first = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(url, headers=headers, data=fields, files={"file": wav(speech)}, timeout=120)
+        )
+    )
+    first.start()
+    wait_for(lambda: len(decodes) == 1, "the first decode")
+
+    # when a second request's work has started (it waits for the model) and its client leaves
+    second = httpx.Request("POST", url, headers=headers, data=fields, files={"file": wav(speech)})
+    address = urlsplit(live_server_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        head = f"POST {TRANSCRIPTIONS} HTTP/1.1\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in second.headers.items()
+        )
+        connection.sendall(f"{head}\r\n".encode() + second.read())
+        wait_for(lambda: len(started) == 2, "the second request's work")
+    try:
+        # (Django ends the abandoned request; the first is still decoding)
+        assert finished.wait(timeout=30), "the server did not notice the client leave"
+    finally:
+        request_finished.disconnect(on_finished)
+        gate.set()
+    first.join(timeout=120)
+
+    # then the first is answered, the second never decodes, and every slot is given back
+    assert [answer.status_code for answer in answers] == [200]
+    wait_for(lambda: transcription_slots.taken == 0, "the slots to be given back")
+    assert len(decodes) == 1
+    assert_caller_slots_free(alice, 2)
 
 
 # --- Usage and schema ---------------------------------------------------------------------------

@@ -8,12 +8,15 @@ tests check what the SDK makes of the answers, not the words.
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import patch
 
 import openai
 import pytest
+import whisper.model
 from openai import OpenAI
 from openai.types.audio import (
     Transcription,
@@ -24,6 +27,7 @@ from openai.types.audio import (
     TranslationVerbose,
 )
 
+from ingest import transcription as transcription_module
 from ingest.transcribe import transcriber_reset
 from ingest.transcription import transcription_slots
 from tests.support.audio import RATE, encoded, spoken
@@ -188,11 +192,50 @@ def test_a_language_is_passed_on(client, whisper_for, speech_file):
     assert transcription.language == "french"
 
 
-def test_requests_at_once_take_their_turn(client, whisper_for, speech_file, settings):
-    """More requests than one decode: they wait for the model in turn, within the process's
-    bound, and every slot is given back."""
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_requests_at_once_take_their_turn(client, whisper_for, speech_file, settings, monkeypatch):
+    """More requests than one decode: they wait for the model in turn (no two decodes at
+    once), within the process's bound, and every slot is given back."""
     settings.STT_MAX_INFLIGHT = 3
     answers: list[object] = []
+    # The first decode holds the model until the gate opens; the decodes at once are counted.
+    gate = threading.Event()
+    count_lock = threading.Lock()
+    decodes = {"started": 0, "running": 0, "most_at_once": 0}
+    real_transcribe = whisper.model.Whisper.transcribe
+
+    def gated(model, *args, **kwargs):
+        with count_lock:
+            decodes["started"] += 1
+            decodes["running"] += 1
+            decodes["most_at_once"] = max(decodes["most_at_once"], decodes["running"])
+            first = decodes["started"] == 1
+        try:
+            if first:
+                assert gate.wait(timeout=120)
+            return real_transcribe(model, *args, **kwargs)
+        finally:
+            with count_lock:
+                decodes["running"] -= 1
+
+    monkeypatch.setattr(whisper.model.Whisper, "transcribe", gated)
+    # (the requests that have asked for the model)
+    asked: list[str] = []
+    real_in_use = transcription_module.whisper_in_use
+
+    @contextmanager
+    def counted_in_use(*, wait: float | None):
+        asked.append(threading.current_thread().name)
+        with real_in_use(wait=wait) as model:
+            yield model
+
+    monkeypatch.setattr(transcription_module, "whisper_in_use", counted_in_use)
 
     def ask() -> None:
         try:
@@ -207,11 +250,23 @@ def test_requests_at_once_take_their_turn(client, whisper_for, speech_file, sett
     threads = [threading.Thread(target=ask) for _ in range(3)]
     for thread in threads:
         thread.start()
+    try:
+        # while the first decodes, the others ask for the model and wait
+        wait_for(lambda: decodes["started"] >= 1 and len(asked) == 3, "all three to ask")
+        time.sleep(0.3)
+        assert decodes["started"] == 1, "a decode began while the first held the model"
+        assert transcription_slots.taken == 3
+        assert not answers
+    finally:
+        gate.set()
     for thread in threads:
         thread.join(timeout=300)
 
+    # then each is served in turn
     assert len(answers) == 3
     assert all(isinstance(answer, Transcription) for answer in answers), answers
+    assert decodes["started"] == 3
+    assert decodes["most_at_once"] == 1
     assert transcription_slots.taken == 0
 
 

@@ -15,8 +15,10 @@ import pytest
 import whisper
 from scipy.signal import resample_poly
 
+from ingest import transcribe as transcribe_module
 from ingest.reference import TranscriptSegment
 from ingest.transcribe import (
+    FAILED_LOAD_MEMORY_SECONDS,
     LOADING_RETRY_AFTER_SECONDS,
     MAX_SECONDS,
     WHISPER_SAMPLE_RATE,
@@ -167,8 +169,9 @@ def test_corrupt_local_checkpoint_is_explained_without_the_path(whisper_model, s
 def test_unreachable_download_is_explained_and_retried_later(
     whisper_model, settings, monkeypatch, speech
 ):
-    """A size name needs one download; without network the caller learns what to do, and a
-    failed load is not remembered (the next job tries again)."""
+    """A size name needs one download; without network the caller learns what to do. The
+    failure is remembered for a while (callers meanwhile are told at once, with no download
+    of their own), then the next job tries again."""
     urls: list[str] = []
 
     def unreachable(url: str, root: str, in_memory: bool):
@@ -189,9 +192,29 @@ def test_unreachable_download_is_explained_and_retried_later(
     assert_no_path(message, os.path.expanduser("~"))
     assert len(urls) == 1
 
+    with pytest.raises(TranscriptionUnavailable) as again:
+        transcribe(speech, RATE)
+    assert again.value.message == message
+    assert not again.value.loading
+    assert len(urls) == 1
+
+    real_monotonic = transcribe_module.monotonic
+    monkeypatch.setattr(
+        transcribe_module, "monotonic", lambda: real_monotonic() + FAILED_LOAD_MEMORY_SECONDS + 1
+    )
     with pytest.raises(TranscriptionUnavailable):
         transcribe(speech, RATE)
     assert len(urls) == 2
+
+    # a reset forgets the failure at once
+    monkeypatch.setattr(transcribe_module, "monotonic", real_monotonic)
+    with pytest.raises(TranscriptionUnavailable):
+        transcribe(speech, RATE)
+    assert len(urls) == 2
+    transcriber_reset()
+    with pytest.raises(TranscriptionUnavailable):
+        transcribe(speech, RATE)
+    assert len(urls) == 3
 
     settings.WHISPER_MODEL = str(whisper_model)
     assert_well_formed(transcribe(speech, RATE), speech.size / RATE)
