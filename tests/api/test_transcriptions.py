@@ -16,7 +16,6 @@ import time
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from unittest.mock import patch
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,7 +34,6 @@ from ingest.transcribe import FAILED_LOAD_MEMORY_SECONDS, transcriber_reset
 from ingest.transcription import transcription_models, transcription_slots
 from tests.security.hostile_cases import HOSTILE_UPLOADS
 from tests.support.audio import RATE, encoded, spoken
-from tests.support.whisper import TINY_WHISPER_DIMS, build_tiny_whisper
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,17 +61,6 @@ SRT_CUE = re.compile(
 VTT_CUE = re.compile(
     r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)\n([^\n]+)\n\n"
 )
-
-
-@pytest.fixture(scope="module")
-def short_whisper(tmp_path_factory) -> dict[str, Path]:
-    """Tiny random checkpoints, English-only and multilingual, with a 64-token text context."""
-    folder = tmp_path_factory.mktemp("short-whisper")
-    with patch.dict(TINY_WHISPER_DIMS, n_text_ctx=64):
-        return {
-            "en": build_tiny_whisper(folder / "en.pt"),
-            "multilingual": build_tiny_whisper(folder / "multilingual.pt", multilingual=True),
-        }
 
 
 @pytest.fixture

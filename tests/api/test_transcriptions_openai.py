@@ -11,8 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from unittest.mock import patch
 
 import openai
 import pytest
@@ -31,7 +29,6 @@ from ingest import transcription as transcription_module
 from ingest.transcribe import transcriber_reset
 from ingest.transcription import transcription_slots
 from tests.support.audio import RATE, encoded, spoken
-from tests.support.whisper import TINY_WHISPER_DIMS, build_tiny_whisper
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -43,17 +40,6 @@ pytestmark = [
 SENTENCE = "A gentle breeze moved slowly through the tall grass by the river."
 # One sampling pass instead of the fallback ladder of temperature 0.
 ONE_PASS = 0.5
-
-
-@pytest.fixture(scope="module")
-def short_whisper(tmp_path_factory) -> dict[str, Path]:
-    """Tiny random checkpoints, English-only and multilingual, with a 64-token text context."""
-    folder = tmp_path_factory.mktemp("short-whisper")
-    with patch.dict(TINY_WHISPER_DIMS, n_text_ctx=64):
-        return {
-            "en": build_tiny_whisper(folder / "en.pt"),
-            "multilingual": build_tiny_whisper(folder / "multilingual.pt", multilingual=True),
-        }
 
 
 @pytest.fixture

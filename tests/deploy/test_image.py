@@ -36,12 +36,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import redis
 from openai import OpenAI
 from psycopg import sql
 
 from tests.support.audio import RATE, decoded, spoken
 from tests.support.processes import free_port
+from tests.support.services import empty_redis_database
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1800)]
 
@@ -171,25 +171,9 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """An empty Redis database, claimed with a marker key (others claim theirs the same way),
-    flushed afterwards."""
-    marker = "csm-image-test"
-    for number in range(14, 0, -1):
-        url = f"{REDIS_SERVER_URL}/{number}"
-        client = redis.Redis.from_url(url, socket_connect_timeout=3)
-        try:
-            if client.dbsize() == 0 and client.set(marker, "1", nx=True):
-                break
-        except redis.ConnectionError as exc:
-            pytest.skip(f"Redis is not reachable at {REDIS_SERVER_URL}: {exc}")
-        client.close()
-    else:
-        pytest.fail("no empty Redis database to use")
-    try:
+    """An empty Redis database of its own, flushed afterwards."""
+    with empty_redis_database(f"{REDIS_SERVER_URL}/0", "csm-image-test") as url:
         yield url
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-import redis
 from psycopg import sql
+
+from tests.support.services import empty_redis_database
 
 
 def _postgres_admin_url() -> str:
@@ -54,25 +55,5 @@ def postgres_database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def redis_database() -> Iterator[str]:
     """An empty Redis database (not the one the test process uses), flushed afterwards."""
-    server_url = _redis_server_url()
-    own = urlsplit(server_url).path.strip("/") or "0"
-    marker = "csm-scaleout-test"
-    for number in range(15, 0, -1):
-        if str(number) == own:
-            continue
-        url = urlunsplit(urlsplit(server_url)._replace(path=f"/{number}"))
-        client = redis.Redis.from_url(url, socket_connect_timeout=3)
-        try:
-            # Claim an empty database: the marker is the only key, set by whoever came first.
-            if client.dbsize() == 0 and client.set(marker, "1", nx=True):
-                break
-        except redis.ConnectionError as exc:
-            pytest.skip(f"Redis is not reachable at {server_url}: {exc}")
-        client.close()
-    else:
-        pytest.fail("no empty Redis database to use")
-    try:
+    with empty_redis_database(_redis_server_url(), "csm-scaleout-test") as url:
         yield url
-    finally:
-        client.flushdb()
-        client.close()

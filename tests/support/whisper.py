@@ -4,6 +4,7 @@ registered by tests/conftest.py)."""
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
@@ -73,3 +74,16 @@ def whisper_model(settings, tiny_whisper_path) -> Iterator[Path]:
     transcriber_reset()
     yield tiny_whisper_path
     transcriber_reset()
+
+
+@pytest.fixture(scope="session")
+def short_whisper(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random checkpoints, English-only and multilingual, with a 64-token text context: a
+    randomly weighted model never stops talking by itself, so a short context keeps each call
+    quick (the speech-to-text tests)."""
+    folder = tmp_path_factory.mktemp("short-whisper")
+    with patch.dict(TINY_WHISPER_DIMS, n_text_ctx=64):
+        return {
+            "en": build_tiny_whisper(folder / "en.pt"),
+            "multilingual": build_tiny_whisper(folder / "multilingual.pt", multilingual=True),
+        }
