@@ -23,7 +23,7 @@ from ingest.jobs import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TRANSCRIPT_CH
 from ingest.transcription import OPENAI_MODEL
 from speech.audio.formats import DEFAULT_FORMAT
 from speech.engines.registry import engine_default_name
-from speech.models_catalog import models_offered
+from speech.models_catalog import model_ids
 from voices.models import Voice
 from voices.selectors import voices_visible_to
 from voices.standard import DEFAULT_VOICE, STANDARD_VOICES
@@ -65,8 +65,9 @@ def voice_cloning(request: HttpRequest) -> HttpResponse:
         # Every account's: played as speech the engine makes, never changed nor deleted.
         "standard_voices": STANDARD_VOICES,
         "voice_groups": _voice_groups(user),
-        # What can speak now (as /v1/audio/models lists), not every name the server knows.
-        "models": models_offered(dated=False),
+        # Every model, those that cannot speak now included: a cloned voice picks CSM, and the
+        # page then says why CSM cannot speak rather than leaving the choice empty.
+        "models": model_ids(),
         "default_model": "tts-1",
         "default_engine": engine_default_name(),
         "formats": PLAYABLE_FORMATS,
