@@ -23,7 +23,7 @@ from django.db import connections
 from django.http import StreamingHttpResponse
 from rest_framework.request import Request
 
-from accounts.limits import USER, generation_slots_acquire
+from accounts.limits import USER, GenerationSlots, generation_slots_acquire
 from accounts.models import ApiKey
 from accounts.services import usage_record
 from api.error_codes import ErrorCode, ErrorType
@@ -155,18 +155,26 @@ async def speech_response(
     )
 
 
-def generation_admit(*, user: AbstractBaseUser, api_key: ApiKey | None) -> Callable[[], None]:
-    """Take the caller's generation slots, or refuse (429 for the caller's own limit, 503 when
-    the server is full); returns what gives them back, to be called exactly once."""
-    # The key's own slots and the user's (over all the user's keys).
+def caller_slots_acquire(
+    *, user: AbstractBaseUser, api_key: ApiKey | None, work: str
+) -> GenerationSlots:
+    """The key's own concurrent slot and the user's (over all the user's keys), or 429 naming
+    whose limit it is; `work` names what is running ("generations"), for the message."""
     slots = generation_slots_acquire(user=user, api_key=api_key)
     if slots.refused_by is not None:
         whose = "your account's API keys" if slots.refused_by == USER else "this API key"
         raise rate_limited(
-            f"Too many generations at once for {whose}; wait for one to finish.",
+            f"Too many {work} at once for {whose}; wait for one to finish.",
             code=ErrorCode.CONCURRENCY_LIMIT_EXCEEDED,
             retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
         )
+    return slots
+
+
+def generation_admit(*, user: AbstractBaseUser, api_key: ApiKey | None) -> Callable[[], None]:
+    """Take the caller's generation slots, or refuse (429 for the caller's own limit, 503 when
+    the server is full); returns what gives them back, to be called exactly once."""
+    slots = caller_slots_acquire(user=user, api_key=api_key, work="generations")
     # The process's own slots, shared fairly between users (speech/admission.py).
     owner = str(user.pk)
     if not speech_slots.try_acquire(owner):

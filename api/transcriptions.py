@@ -18,9 +18,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.limits import USER, generation_slots_acquire
 from api.error_codes import ErrorCode
-from api.errors import rate_limited, service_unavailable
+from api.errors import service_unavailable
 from api.parsers import RequestTooLarge
 from api.serializers.transcriptions import (
     GRANULARITIES_FIELD,
@@ -28,6 +27,7 @@ from api.serializers.transcriptions import (
     TranscriptionSerializer,
     TranslationRequestSerializer,
 )
+from api.streaming import caller_slots_acquire
 from api.throttling import RateLimitHeadersMixin, RequestsPerMinuteThrottle, request_api_key
 from core.body_limit import FORM_OVERHEAD_BYTES
 from ingest.transcription import (
@@ -156,14 +156,9 @@ def _admit(request: Request) -> Callable[[], None]:
     """Take one of the caller's concurrent slots (per key and per user, shared with speech)
     and one of the process's transcription slots, or refuse: 429 for the caller's limit, 503
     when the process is full. Returns what gives them back (once, however often called)."""
-    slots = generation_slots_acquire(user=request.user, api_key=request_api_key(request))
-    if slots.refused_by is not None:
-        whose = "your account's API keys" if slots.refused_by == USER else "this API key"
-        raise rate_limited(
-            f"Too many requests at once for {whose}; wait for one to finish.",
-            code=ErrorCode.CONCURRENCY_LIMIT_EXCEEDED,
-            retry_after=settings.SPEECH_RETRY_AFTER_SECONDS,
-        )
+    slots = caller_slots_acquire(
+        user=request.user, api_key=request_api_key(request), work="requests"
+    )
     if not transcription_slots.try_acquire():
         slots.release()
         raise service_unavailable(
