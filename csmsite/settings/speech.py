@@ -2,10 +2,12 @@
 
 import hashlib
 import hmac
+import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from csmsite.env import env_bool, env_choice, env_float, env_int, env_secret, env_str
+from csmsite.env import env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str
 from csmsite.settings.security import SECRET_KEY
 
 # Which engine OpenAI's model names (tts-1, tts-1-hd, gpt-4o-mini-tts) mean. "auto": CSM once
@@ -56,9 +58,22 @@ CSM_MAX_BATCH = env_int("CSM_MAX_BATCH", 16, minimum=1, maximum=512)
 CSM_MAX_QUEUE = env_int("CSM_MAX_QUEUE", 32, minimum=0, maximum=4096)
 # Memory for the prefilled voice references reused across requests (least recently used out).
 CSM_PREFIX_CACHE_MB = env_int("CSM_PREFIX_CACHE_MB", 512, minimum=0)
-# torch.compile the per-frame modules (CUDA graphs for the depth decoder on a GPU); compiling
-# takes minutes at start-up, before the engine reports ready.
-CSM_COMPILE = env_bool("CSM_COMPILE", False)
+# The captured frame step (speech/engines/csm/capture.py): each batch-size bucket's whole frame
+# compiled as one graph (a CUDA graph on a GPU), in the background while the eager step serves.
+# Off: the same step, eager. Buckets compiled: every one on CUDA; on a CPU one row and the
+# largest (each costs minutes of CPU at start-up), or the ones listed here (e.g. "1,4,16").
+CSM_CAPTURE = env_bool("CSM_CAPTURE", True)
+CSM_CAPTURE_BUCKETS = env_list("CSM_CAPTURE_BUCKETS", [])
+if not all(size.isdigit() and int(size) > 0 for size in CSM_CAPTURE_BUCKETS):
+    raise ImproperlyConfigured(
+        f"CSM_CAPTURE_BUCKETS={','.join(CSM_CAPTURE_BUCKETS)!r} must list row counts, e.g. 1,4,16"
+    )
+CSM_CAPTURE_BUCKETS = [int(size) for size in CSM_CAPTURE_BUCKETS]
+# Inductor's cache of compiled code, kept with the model cache so a restart reuses it.
+CSM_COMPILE_CACHE_DIR = env_str(
+    "CSM_COMPILE_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csm-compile"),
+)
 
 # --- Watermark ------------------------------------------------------------------------------
 # Generated speech (CSM) carries Meta's AudioSeal watermark, as Sesame asks; speech/watermark/.

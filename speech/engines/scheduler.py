@@ -81,13 +81,16 @@ class FrameStream:
 
 @dataclass(eq=False)
 class FrameJob:
-    """One prompt to continue frame by frame, with its own sampling settings and generator."""
+    """One prompt to continue frame by frame, with its own sampling settings and seed."""
 
     prompt: Any
     sampling: Any
-    generator: torch.Generator | None
+    # The request's seed, and the number of its first frame here: a request of several
+    # chunks numbers its frames across them, so no two draw with the same noise.
+    seed: int
     # The most frames to make; fewer if the model ends the speech first.
     limit: int
+    first_frame: int = 0
     owner: str = ""
     frames: int = 0
     stream: FrameStream | None = None
@@ -119,9 +122,9 @@ class Session:
         self.owner = owner
 
     def submit(
-        self, prompt: Any, sampling: Any, generator: torch.Generator | None, limit: int
+        self, prompt: Any, sampling: Any, seed: int, limit: int, *, first_frame: int = 0
     ) -> FrameStream:
-        job = FrameJob(prompt, sampling, generator, limit, owner=self.owner)
+        job = FrameJob(prompt, sampling, seed, limit, first_frame=first_frame, owner=self.owner)
         return self._scheduler._submit(job)
 
 

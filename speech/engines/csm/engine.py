@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -23,13 +24,13 @@ from speech.engines.base import (
     SynthesisParams,
     VoiceSpec,
 )
-from speech.engines.csm.batching import CsmBatch, PrefixCache
+from speech.engines.csm.batching import CsmBatch, PrefixCache, bucket_sizes, span_sizes
 from speech.engines.csm.codec import (
     StreamingDecoder,
     codec_fingerprint,
     encode_audio,
 )
-from speech.engines.csm.compiling import compile_frame_modules
+from speech.engines.csm.capture import capture_plan
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
@@ -121,22 +122,70 @@ class CsmEngine(Engine):
         self._builder = PromptBuilder(loaded.model, loaded.processor)
         self._codec_fingerprint = codec_fingerprint(loaded.model.codec_model)
         self.prefixes = PrefixCache(settings.CSM_PREFIX_CACHE_MB * 2**20)
-        self._batch = CsmBatch(loaded.model, self._builder, self.prefixes)
+        self._batch = self._make_batch(loaded)
         self._scheduler = FrameScheduler(
             self._batch,
             max_batch=settings.CSM_MAX_BATCH,
             max_queue=settings.CSM_MAX_QUEUE,
             name="csm-scheduler",
         )
-        if settings.CSM_COMPILE:
-            compile_frame_modules(loaded.model)
         self._warm_up()
+        if self._batch.capture is not None:
+            self._batch.capture.start()
         if settings.CSM_PREPARE_VOICES:
             # In the background: the engine serves cloned voices (and standard voices, each
             # prepared on first use if the preparation has not reached it) meanwhile.
             threading.Thread(
                 target=self._prepare_standard_voices, name="csm-voices", daemon=True
             ).start()
+
+    def _make_batch(self, loaded: LoadedCsm) -> CsmBatch:
+        """The running batch, with its frame step captured where it can be (one log line says
+        which path runs)."""
+        assert self._builder is not None
+        dtype = loaded.model.lm_head.weight.dtype
+        where = f"{loaded.device} in {str(dtype).removeprefix('torch.')}"
+        if not settings.CSM_CAPTURE or settings.CSM_DEVICE_MAP:
+            why = "CSM_CAPTURE is off" if not settings.CSM_CAPTURE else "a device map spreads it"
+            logger.info("CSM frame step: eager on %s (%s)", where, why)
+            return CsmBatch(
+                loaded.model, self._builder, self.prefixes, max_rows=settings.CSM_MAX_BATCH
+            )
+        plan = capture_plan(
+            loaded.device,
+            bucket_sizes(settings.CSM_MAX_BATCH),
+            span_sizes(self._builder.max_positions),
+            requested=settings.CSM_CAPTURE_BUCKETS,
+            cache_dir=settings.CSM_COMPILE_CACHE_DIR,
+        )
+        logger.info(
+            "CSM frame step: captured on %s (%s; compiling %s in the background, "
+            "the eager step serves meanwhile)",
+            where,
+            plan.mode,
+            ", ".join(f"{shape.rows}x{shape.span}" for shape in plan.shapes),
+        )
+        return CsmBatch(
+            loaded.model,
+            self._builder,
+            self.prefixes,
+            max_rows=settings.CSM_MAX_BATCH,
+            capture=plan,
+        )
+
+    def capture_status(self) -> dict[str, object]:
+        """For /readyz: device, dtype, and which step shapes are captured."""
+        if self._loaded is None or self._batch is None:
+            return {}
+        capture = self._batch.capture
+        report: dict[str, object] = {
+            "device": str(self._loaded.device),
+            "dtype": str(self._loaded.model.lm_head.weight.dtype).removeprefix("torch."),
+            "captured": capture is not None,
+        }
+        if capture is not None:
+            report["capture"] = asdict(capture.status)
+        return report
 
     def _warm_up(self) -> None:
         """A few frames, alone and then two at once, before the engine says it is ready:
@@ -240,13 +289,13 @@ class CsmEngine(Engine):
         assert self._scheduler is not None
         with self._scheduler.session(params.owner) as session:
             seed = params.seed if params.seed is not None else secrets.randbits(63)
-            generator = torch.Generator(device=self._loaded.device).manual_seed(seed)
             sampling = Sampling(
                 temperature=params.temperature or DEFAULT_TEMPERATURE,
                 topk=params.topk or DEFAULT_TOPK,
                 codebook_limit=self._batch.codebook_limit,
             )
             frames_left = math.ceil((params.max_audio_ms or 90_000) / 1000 * FRAME_RATE)
+            frames_made = 0
             consistency = (
                 DEFAULT_VOICE_CONSISTENCY
                 if params.voice_consistency is None
@@ -268,14 +317,16 @@ class CsmEngine(Engine):
                     Segment(speaker, text),
                     turns,
                     min(frames_left, frame_bound(text)),
-                    generator,
+                    (seed, frames_made),
                     sampling,
                     first_audio,
                 ):
                     codes.append(piece.codes)
                     first_audio = False
                     yield joiner.feed(piece.audio)
-                frames_left -= sum(c.shape[0] for c in codes)
+                made = sum(c.shape[0] for c in codes)
+                frames_left -= made
+                frames_made += made + 1  # and the end-of-audio frame, if it came
                 previous = Segment(speaker, text, torch.cat(codes)) if codes else previous
                 joiner.end_chunk()
             yield joiner.finish()
@@ -286,11 +337,12 @@ class CsmEngine(Engine):
         target: Segment,
         turns: list[Segment],
         limit: int,
-        generator: torch.Generator,
+        noise: tuple[int, int],
         sampling: Sampling,
         first_audio: bool,
     ) -> Iterator["_Piece"]:
-        """Generate one chunk; yield its codes and audio every few frames."""
+        """Generate one chunk; yield its codes and audio every few frames. `noise` is the
+        request's seed and the number of the chunk's first frame in the request."""
         assert self._loaded is not None and self._builder is not None
         builder = self._builder
         kept = fit_context(builder, turns, target, reserve=limit)
@@ -299,7 +351,8 @@ class CsmEngine(Engine):
         if limit <= 0:
             return
         decoder = StreamingDecoder(self._loaded.model.codec_model)
-        stream = session.submit([*kept, target], sampling, generator, limit)
+        seed, first_frame = noise
+        stream = session.submit([*kept, target], sampling, seed, limit, first_frame=first_frame)
         try:
             pending: list[torch.Tensor] = []
             emit_after = FIRST_EMIT_FRAMES if first_audio else EMIT_FRAMES

@@ -1,0 +1,168 @@
+"""Compiling the frame step per (bucket, span), in the background, while the eager step serves.
+
+`torch.compile(fullgraph=True, dynamic=False)` makes one graph of the whole frame for each
+shape; on CUDA, mode `reduce-overhead` replays it as a CUDA graph (the slot tensors are marked
+static, so the graph reads and writes them where they are). Compiling takes minutes, so it
+happens on a thread of its own against a scratch copy of the slot tensors of the same shapes
+(the live ones are in use); a shape switches over as soon as its graph is ready, and until
+then the model thread runs the same step eagerly. Inductor's cache is kept on the model-cache
+volume (`CSM_COMPILE_CACHE_DIR`), so a restart reuses the compiled code.
+
+On a CPU only the buckets named (default: one row and the largest) are compiled: each costs
+minutes of the server's few cores at start-up; a batch between them runs on the next captured
+bucket up, its free rows computed and ignored.
+"""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from speech.engines.csm.frame_step import FrameStep, SlotState, SlotViews, StepShape
+
+logger = logging.getLogger(__name__)
+
+StepFunction = Callable[[SlotViews, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """What to compile, in this order, and how."""
+
+    shapes: tuple[StepShape, ...]
+    # "reduce-overhead" (CUDA graphs) on CUDA, "default" elsewhere.
+    mode: str
+    # Inductor's cache directory ("" leaves torch's default).
+    cache_dir: str = ""
+
+
+def capture_plan(
+    device: torch.device,
+    buckets: list[int],
+    spans: list[int],
+    *,
+    requested: list[int] | None = None,
+    cache_dir: str = "",
+) -> CapturePlan:
+    """Every bucket on CUDA; on a CPU the `requested` ones, default one row and the largest.
+    Small spans first, and small buckets before large ones, so the common case is ready first."""
+    if requested:
+        chosen = [size for size in buckets if size in set(requested)]
+    elif device.type == "cuda":
+        chosen = list(buckets)
+    else:
+        chosen = sorted({buckets[0], buckets[-1]})
+    shapes = tuple(StepShape(rows, span) for span in spans for rows in chosen)
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    return CapturePlan(shapes=shapes, mode=mode, cache_dir=cache_dir)
+
+
+@dataclass
+class CaptureStatus:
+    """What /readyz and /metrics say about the captured step."""
+
+    mode: str
+    planned: list[str]
+    captured: list[str] = field(default_factory=list)
+    compiling: str = ""
+    failed: str = ""
+    compile_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def shape_label(shape: StepShape) -> str:
+    return f"{shape.rows}x{shape.span}"
+
+
+class StepCapture:
+    """The compiled steps of one `FrameStep` over one `SlotState` (see the module docstring)."""
+
+    def __init__(self, step: FrameStep, state: SlotState, plan: CapturePlan) -> None:
+        self._step = step
+        self._state = state
+        self.plan = plan
+        self._compiled: StepFunction = torch.compile(
+            step.__call__, fullgraph=True, dynamic=False, mode=plan.mode
+        )
+        self._ready: dict[StepShape, StepFunction] = {}
+        self._lock = threading.Lock()
+        self.status = CaptureStatus(mode=plan.mode, planned=[shape_label(s) for s in plan.shapes])
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        _allow_recompiles(len(plan.shapes))
+        if plan.mode == "reduce-overhead":
+            for tensor in state.all_tensors():
+                torch._dynamo.mark_static_address(tensor)
+
+    def start(self) -> None:
+        """Compile every planned shape on a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._compile_all, name="csm-capture", daemon=True)
+            self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every planned shape is compiled or compiling stopped; whether it did."""
+        return self._done.wait(timeout)
+
+    def covering(self, needed: StepShape) -> tuple[StepShape, StepFunction] | None:
+        """The smallest captured shape that holds `needed`, with its compiled step."""
+        with self._lock:
+            fits = [s for s in self._ready if s.rows >= needed.rows and s.span >= needed.span]
+            if not fits:
+                return None
+            shape = min(fits, key=lambda s: (s.rows, s.span))
+            return shape, self._ready[shape]
+
+    def _compile_all(self) -> None:
+        try:
+            if self.plan.cache_dir:
+                # Inductor reads it when it compiles; a directory set by hand wins.
+                os.makedirs(self.plan.cache_dir, exist_ok=True)
+                os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", self.plan.cache_dir)
+            for shape in self.plan.shapes:
+                self.status.compiling = shape_label(shape)
+                started = time.monotonic()
+                try:
+                    self._compile(shape)
+                except Exception as exc:
+                    # Whatever stops one shape (no C compiler, an unsupported operator) stops
+                    # them all: the eager step keeps serving, and /readyz says why.
+                    logger.exception("compiling the CSM frame step failed; the eager step serves")
+                    self.status.failed = f"{type(exc).__name__}: {exc}"[:500]
+                    return
+                seconds = time.monotonic() - started
+                self.status.compile_seconds[shape_label(shape)] = round(seconds, 1)
+                with self._lock:
+                    self._ready[shape] = self._compiled
+                self.status.captured.append(shape_label(shape))
+                logger.info("CSM frame step captured for %s in %.0f s", shape_label(shape), seconds)
+        finally:
+            self.status.compiling = ""
+            self._done.set()
+
+    @torch.inference_mode()
+    def _compile(self, shape: StepShape) -> None:
+        """Compile (and run once) the step of `shape` on scratch slots of the same shapes."""
+        scratch = SlotState(self._step.model, shape.rows, self._state.window)
+        views = scratch.views(shape.rows)
+        views.active.fill_(1)
+        if self.plan.mode == "reduce-overhead":
+            for tensor in views.tensors():
+                torch._dynamo.mark_static_address(tensor)
+        self._compiled(views, shape.span)
+        if self._state.keys[0].device.type == "cuda":
+            torch.cuda.synchronize(self._state.keys[0].device)
+
+
+def _allow_recompiles(shapes: int) -> None:
+    """Each shape is one compile of the same function: allow as many, with room to spare."""
+    config = torch._dynamo.config
+    wanted = 2 * shapes + 8
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(config, name) and getattr(config, name) < wanted:
+            setattr(config, name, wanted)
+    if config.accumulated_recompile_limit < wanted:
+        config.accumulated_recompile_limit = wanted
