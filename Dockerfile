@@ -57,8 +57,15 @@ RUN uv pip install -r /tmp/requirements.txt
 
 # --- the image ---------------------------------------------------------------------------------
 FROM ${CUDA_IMAGE}
+# A C++ compiler: torch.compile builds the captured CSM frame step with it (inductor's C++ on a
+# CPU, Triton's launchers on a GPU). Python's headers come with uv's Python; a system Python
+# needs its -dev package.
+ARG PYTHON_SOURCE=managed
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates g++ \
+    && if [ "$PYTHON_SOURCE" = system ]; then \
+        apt-get install -y --no-install-recommends python3.11-dev; \
+    fi \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/venv /opt/venv

@@ -1,35 +1,57 @@
-"""Benchmark CSM-1B generation: plain `model.generate` against the server's batching scheduler.
+"""Benchmark CSM-1B generation: `model.generate` and the server's eager and captured steps.
 
 Run from the repository root: `.venv/bin/python benchmarks/bench_csm.py` (`make bench`).
-Options: `--size tiny|full` (default full: the CSM-1B architecture), `--frames N` (default 24:
-frames per request in the throughput rows), `--dtype float32|bfloat16` (default: what the
-engine picks, bfloat16 on CUDA and float32 on a CPU; a CPU without bfloat16 matrix units, as
-AVX2-only ones, multiplies bfloat16 batches no faster than one row at a time),
-`--device` (default cuda if available, else cpu), `--batches 1,2,4,8,16`, `--clip-seconds S`
-(default 10: the streaming row), `--reference-seconds S` (default 20: the prefix-cache rows),
-`--threads N` (default: every core this process may use). A quick check:
-`--size tiny --frames 8 --clip-seconds 2 --reference-seconds 4`.
+Options: `--size tiny|overhead|full` (default full: the CSM-1B architecture; overhead is its
+real depth at a tiny width, so a frame costs what the framework spends on it rather than
+arithmetic), `--frames N` (default 24: frames per request in the throughput rows), `--dtype
+float32|bfloat16` (default: what the engine picks, bfloat16 on CUDA and float32 on a CPU; a
+CPU without bfloat16 matrix units, as AVX2-only ones, multiplies bfloat16 batches no faster
+than one row at a time), `--device` (default cuda if available, else cpu), `--batches`
+(default 1,16,64 on CUDA, 1,2,4,8,16 on a CPU), `--captured-batches` (default: every one of
+`--batches` on CUDA; on a CPU 1 and the largest, as each costs minutes of compiling there),
+`--no-captured` (eager rows only: no compiling), `--clip-seconds S` (default 10: the
+streaming row), `--reference-seconds S` (default 20: the prefix-cache rows), `--threads N`
+(default: every core this process may use). A quick check: `--size tiny --frames 8
+--clip-seconds 2 --reference-seconds 4 --batches 1,4` (add `--no-captured` to skip the
+minutes of compiling).
 
 The model is built in memory with random weights: the cost of a frame does not depend on the
 values of the weights, and the real ones are gated. Every row makes its frames from the same
 kind of prompt (one sentence) with the engine's default sampling, after an unmeasured warm-up;
-the scheduler rows run what the engine runs per request: a session, a submitted prompt, and
-frames as the batch makes them; rows marked "+ audio" also decode them as the engine does (a
-streaming decode after the engine's first few frames, then every emission, on the model thread).
+the scheduler rows run what the engine runs per request: a session, a submitted prompt (with
+an integer seed), and frames as the batch makes them; rows marked "+ audio" and the first-audio
+rows also decode them as the engine does (a streaming decode after the engine's first few
+frames, then every emission, on the model thread).
+
+Two servers run in turn over the same model: the eager one (its batch steps without compiling,
+as with `CSM_CAPTURE` off) and the captured one (the same step compiled per (rows, span) shape
+by `speech.engines.csm.capture`: mode reduce-overhead, CUDA graphs, on CUDA and default on a
+CPU), for the buckets that hold `--captured-batches` at the smallest span. Its shapes are
+compiled before anything is measured; a line after the machine facts gives the seconds per
+shape, and how many of the captured rows' steps ran captured and how many eagerly (a step
+whose shape no compiled one covers runs eagerly; a count of eager steps means a row did not
+measure the captured step alone). A batch between two captured buckets runs on the larger.
 
 Rows, all in this run (ratios compare rows of the same run):
 - generate: `model.generate` for one request, codes only (as the scheduler rows without audio).
-- scheduler xN: N requests submitted at once; frames/s counts every request's frames over
-  the wall time, against scheduler x1 (x1 against generate).
+- scheduler xN: N requests submitted at once on the eager server; frames/s counts every
+  request's frames over the wall time, against scheduler x1 (x1 against generate).
 - scheduler xN staggered: request i arrives i batch-1 frame times after the first.
 - + audio: the same with the codec decode of every request on the model thread. On a CPU the
   Mimi decoder costs about as much per second of audio as a batch step does.
 - stream: one request for a clip of `--clip-seconds`, with audio: first audio against the whole.
 - reference, no cache / cached: a prompt that starts with a `--reference-seconds` voice
   reference; time to first audio without and with the prefix cache (its second use).
+- first audio x1: one request for the engine's first emission, with audio, on the eager server.
+- captured xN: as scheduler xN on the captured server; x1 against scheduler x1, the others
+  against captured x1.
+- captured first audio xN: N requests for the first emission at once, with audio, on the
+  captured server (their median first audio); x1 against first audio x1 (eager), the others
+  against captured first audio x1.
 
+ms/frame is the wall time per frame of one stream (a step of the batch; the prefill included);
 RTF is generation seconds per audio second (under 1 is faster than real time). Only the table
-and a line of machine facts go to stdout; progress goes to stderr.
+and lines of machine and compile facts go to stdout; progress goes to stderr.
 """
 
 import argparse
@@ -54,12 +76,19 @@ from transformers import (  # noqa: E402
 
 from speech.audio.formats import SAMPLE_RATE  # noqa: E402
 from speech.engines.csm import engine as csm_engine  # noqa: E402
-from speech.engines.csm.batching import CsmBatch, PrefixCache  # noqa: E402
+from speech.engines.csm.batching import (  # noqa: E402
+    CsmBatch,
+    PrefixCache,
+    bucket_sizes,
+    span_sizes,
+)
+from speech.engines.csm.capture import CapturePlan, StepCapture, capture_plan  # noqa: E402
 from speech.engines.csm.codec import StreamingDecoder  # noqa: E402
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads  # noqa: E402
 from speech.engines.csm.prompt import CHAT_TEMPLATE, PromptBuilder, Segment  # noqa: E402
 from speech.engines.csm.random_checkpoint import (  # noqa: E402
     FULL_SIZE,
+    OVERHEAD,
     TINY,
     build_random_config,
 )
@@ -73,8 +102,11 @@ SENTENCE = (
 REFERENCE_TEXT = "Hello, world! How are you today? I'm fine, thanks."
 SPEAKER = 0
 WARMUP_FRAMES = 2
+# On CUDA, reduce-overhead records a graph on a shape's first calls and replays it after: a
+# few frames of each captured shape before measuring keep the recording out of the rows.
+CAPTURED_WARMUP_FRAMES = 4
 SEED = 0
-SIZES = {"tiny": TINY, "full": FULL_SIZE}
+SIZES = {"tiny": TINY, "overhead": OVERHEAD, "full": FULL_SIZE}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -158,6 +190,11 @@ class Row:
     def frames_per_second(self) -> float:
         return self.frames / self.wall
 
+    @property
+    def frame_ms(self) -> float:
+        """Wall milliseconds per frame of one stream: one step of the batch."""
+        return 1000 * self.wall / (self.frames / self.requests)
+
 
 def run_generate(
     model: CsmForConditionalGeneration, input_ids: torch.Tensor, frames: int, schedule: Schedule
@@ -207,23 +244,24 @@ class Server:
         builder: PromptBuilder,
         schedule: Schedule,
         prefixes: PrefixCache | None,
+        max_rows: int,
+        capture: CapturePlan | None = None,
     ) -> None:
         self.model, self.builder, self.schedule = model, builder, schedule
-        self.batch = CsmBatch(model, builder, prefixes)
-        self.scheduler = FrameScheduler(self.batch, max_batch=64, max_queue=64)
+        self.batch = CsmBatch(model, builder, prefixes, max_rows=max_rows, capture=capture)
+        # No more rows than the batch has slots; the rest wait.
+        self.scheduler = FrameScheduler(self.batch, max_batch=max_rows, max_queue=64)
         self.sampling = Sampling(schedule.temperature, schedule.topk, self.batch.codebook_limit)
-        self.device = model.embed_text_tokens.weight.device
 
     def request(
         self, prompt: list[Segment], frames: int, seed: int, started: float, audio: bool
     ) -> Served:
         served = Served()
-        rng = torch.Generator(device=self.device).manual_seed(seed)
         decoder = StreamingDecoder(self.model.codec_model)
         pending: list[torch.Tensor] = []
         emit_after = self.schedule.first_emit
         with self.scheduler.session(f"caller-{seed}") as session:
-            for frame in session.submit(prompt, self.sampling, rng, frames):
+            for frame in session.submit(prompt, self.sampling, seed, frames):
                 served.frames += 1
                 pending.append(frame)
                 if len(pending) >= emit_after or served.frames == frames:
@@ -276,12 +314,13 @@ def cell(value: float | None, digits: int = 2) -> str:
 def table(rows: list[Row], frame_seconds: float) -> list[list[str]]:
     """One line per row; the last column compares it with the row it names."""
     by_name = {row.name: row for row in rows}
-    header = ["row", "requests", "frames", "wall s", "frames/s", "RTF/stream"]
+    header = ["row", "requests", "frames", "wall s", "frames/s", "ms/frame", "RTF/stream"]
     lines = [[*header, "first audio s", "compared with", "ratio"]]
     for row in rows:
-        per_stream = row.wall / (row.frames / row.requests) / frame_seconds
+        per_stream = row.frame_ms / 1000 / frame_seconds
         cells = [str(row.requests), str(row.frames), cell(row.wall)]
-        cells += [cell(row.frames_per_second), cell(per_stream), cell(row.first_audio)]
+        cells += [cell(row.frames_per_second), cell(row.frame_ms, 1), cell(per_stream)]
+        cells.append(cell(row.first_audio))
         ratio = "-"
         if row.base.startswith("first audio / wall"):
             ratio = f"{row.first_audio / row.wall:.1%}" if row.first_audio else "-"
@@ -313,18 +352,35 @@ def parse_args() -> argparse.Namespace:
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     parser.add_argument("--device", default=default_device)
     parser.add_argument("--dtype", choices=sorted(DTYPES))
-    parser.add_argument("--batches", default="1,2,4,8,16")
+    # Default: 1,16,64 on CUDA, 1,2,4,8,16 on a CPU (see the module docstring).
+    parser.add_argument("--batches")
+    parser.add_argument("--captured-batches")
+    parser.add_argument("--no-captured", action="store_true")
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--reference-seconds", type=float, default=20.0)
     # Default: every core this process may use (torch's own default can be lower).
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
-    args.batches = [int(n) for n in args.batches.split(",")]
+    cuda = args.device.startswith("cuda")
+    args.batches = sizes(args.batches or ("1,16,64" if cuda else "1,2,4,8,16"))
+    if args.captured_batches:
+        args.captured_batches = sizes(args.captured_batches)
+    else:
+        # Every compiled shape costs minutes of a CPU's cores: there, the two ends only.
+        args.captured_batches = args.batches if cuda else sorted({1, max(args.batches)})
     if args.dtype is None:
-        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
-    if args.frames < 1 or args.threads < 1 or min(args.batches) < 1:
-        parser.error("--frames, --threads and --batches must be at least 1")
+        args.dtype = "bfloat16" if cuda else "float32"
+    if args.frames < 1 or args.threads < 1 or min(args.batches + args.captured_batches) < 1:
+        parser.error("--frames, --threads, --batches and --captured-batches must be at least 1")
+    if args.batches[0] != 1 or args.captured_batches[0] != 1:
+        # The x1 rows are what the others are compared with.
+        parser.error("--batches and --captured-batches must include 1")
     return args
+
+
+def sizes(text: str) -> list[int]:
+    """Batch sizes from "1,4,16", in increasing order, each once."""
+    return sorted({int(n) for n in text.split(",")})
 
 
 def machine(device: torch.device) -> str:
@@ -333,16 +389,54 @@ def machine(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
+@dataclass
+class Compiled:
+    """What the captured server's shapes cost to compile, and which step its measured rows ran."""
+
+    mode: str
+    # Seconds per shape, labelled rows x span as in /readyz.
+    seconds: dict[str, float]
+    warm_up: float
+    steps_captured: int = 0
+    steps_eager: int = 0
+
+    def line(self) -> str:
+        shapes = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in self.seconds.items())
+        return (
+            f"captured step ({self.mode}), compile seconds per shape (rows x span): {shapes}; "
+            f"warm-up {self.warm_up:.1f} s; steps of the captured rows: "
+            f"{self.steps_captured} captured, {self.steps_eager} eager"
+        )
+
+
 def measure(
     args: argparse.Namespace, device: torch.device, schedule: Schedule
-) -> tuple[list[Row], int]:
-    """Every row of the table, and the model's parameter count."""
+) -> tuple[list[Row], Compiled | None, int]:
+    """Every row of the table, what compiling cost (None without captured rows), and the
+    model's parameter count."""
     log(f"building the {args.size} model ({args.dtype}, {device})")
     model, processor = build_model(SIZES[args.size], DTYPES[args.dtype], device)
     builder = PromptBuilder(model, processor)
     target = [Segment(SPEAKER, SENTENCE)]
+    rows = measure_eager(args, model, builder, schedule, target)
+    compiled = None
+    if not args.no_captured:
+        captured, compiled = measure_captured(args, model, builder, schedule, target)
+        rows += captured
+    return rows, compiled, sum(parameter.numel() for parameter in model.parameters())
+
+
+def measure_eager(
+    args: argparse.Namespace,
+    model: CsmForConditionalGeneration,
+    builder: PromptBuilder,
+    schedule: Schedule,
+    target: list[Segment],
+) -> list[Row]:
+    """`model.generate` and the eager server's rows (its batch compiles nothing)."""
+    device = model.lm_head.weight.device
     input_ids = torch.tensor([builder.text_ids(target[0])], device=device)
-    server = Server(model, builder, schedule, PrefixCache(4 * 2**30))
+    server = Server(model, builder, schedule, PrefixCache(4 * 2**30), max(args.batches))
     log("warm-up")
     run_generate(model, input_ids, WARMUP_FRAMES, schedule)
     server.run("warm-up", [target, target], WARMUP_FRAMES, audio=True)
@@ -351,7 +445,7 @@ def measure(
         row = server.run(f"scheduler x{n}", [target] * n, args.frames)
         row.base = "generate" if n == 1 else "scheduler x1"
         rows.append(row)
-    frame_time = rows[1].wall / rows[1].frames if args.batches[0] == 1 else 0.0
+    frame_time = rows[1].wall / rows[1].frames
     for n in (n for n in args.batches if n >= 8):
         row = server.run(f"scheduler x{n} staggered", [target] * n, args.frames, frame_time)
         row.base = "scheduler x1"
@@ -378,8 +472,65 @@ def measure(
     cached = server.run("reference, cached", [[reference, *target]], first, audio=True)
     cached.base = "first audio: reference, no cache"
     rows += [cold, cached]
+    rows.append(server.run("first audio x1", [target], first, audio=True))
     server.scheduler.close()
-    return rows, sum(parameter.numel() for parameter in model.parameters())
+    return rows
+
+
+def measure_captured(
+    args: argparse.Namespace,
+    model: CsmForConditionalGeneration,
+    builder: PromptBuilder,
+    schedule: Schedule,
+    target: list[Segment],
+) -> tuple[list[Row], Compiled]:
+    """The captured server's rows, its shapes compiled first (see the module docstring)."""
+    device = model.lm_head.weight.device
+    max_rows = max(args.captured_batches)
+    buckets = bucket_sizes(max_rows)
+    # The bucket each captured batch runs in, at the smallest span: every row here holds a
+    # sentence and its frames, far fewer columns than that span.
+    wanted = [min(size for size in buckets if size >= n) for n in args.captured_batches]
+    spans = span_sizes(builder.max_positions)[:1]
+    plan = capture_plan(device, buckets, spans, requested=wanted)
+    server = Server(model, builder, schedule, None, max_rows, plan)
+    assert server.batch.capture is not None
+    seconds = compile_steps(server.batch.capture)
+    log("captured warm-up")
+    started = time.perf_counter()
+    for n in args.captured_batches:
+        server.run(f"captured warm-up x{n}", [target] * n, CAPTURED_WARMUP_FRAMES, audio=True)
+    compiled = Compiled(plan.mode, seconds, time.perf_counter() - started)
+    batch = server.batch
+    captured_before, eager_before = batch.steps_captured, batch.steps_eager
+    rows = []
+    for n in args.captured_batches:
+        row = server.run(f"captured x{n}", [target] * n, args.frames)
+        row.base = "scheduler x1" if n == 1 else "captured x1"
+        rows.append(row)
+    for n in args.captured_batches:
+        name = f"captured first audio x{n}"
+        row = server.run(name, [target] * n, schedule.first_emit, audio=True)
+        row.base = "first audio: " + ("first audio x1" if n == 1 else "captured first audio x1")
+        rows.append(row)
+    compiled.steps_captured = batch.steps_captured - captured_before
+    compiled.steps_eager = batch.steps_eager - eager_before
+    server.scheduler.close()
+    return rows, compiled
+
+
+def compile_steps(capture: StepCapture) -> dict[str, float]:
+    """Compile every planned shape now, as the engine does in the background after start-up;
+    the seconds each took. A shape that fails to compile stops the benchmark: its rows would
+    measure the eager step under the captured name."""
+    log(f"compiling the frame step for {', '.join(capture.status.planned)} ({capture.plan.mode})")
+    capture.start()
+    capture.wait()
+    status = capture.status
+    if status.failed or status.captured != status.planned:
+        raise RuntimeError(f"compiling the CSM frame step failed: {status.failed or status}")
+    log(f"  compiled: {status.compile_seconds}")
+    return dict(status.compile_seconds)
 
 
 def main() -> None:
@@ -388,7 +539,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     schedule = engine_schedule()
     with torch.inference_mode():
-        rows, parameters = measure(args, device, schedule)
+        rows, compiled, parameters = measure(args, device, schedule)
     print(
         f"bench_csm: {args.size} CSM ({parameters / 1e6:.0f}M parameters), random "
         f"weights, {device} ({machine(device)}), {args.dtype}, torch {torch.__version__}, "
@@ -396,6 +547,8 @@ def main() -> None:
         f"{schedule.first_emit} then {schedule.emit} frames; reference "
         f"{args.reference_seconds:g} s"
     )
+    if compiled is not None:
+        print(compiled.line())
     print(render(table(rows, 1.0 / schedule.frame_rate)))
 
 

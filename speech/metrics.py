@@ -1,11 +1,11 @@
 """Speech's Prometheus metrics: time to first audio, real-time factor, generations in flight,
-the batching scheduler and each engine's state. SpeechConfig.ready() registers the ones read at
+the batching scheduler, each engine's state and how its frame step runs. SpeechConfig.ready() registers the ones read at
 scrape time; core/metrics.py serves them all at /metrics."""
 
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import REGISTRY, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from speech.admission import speech_slots
@@ -70,6 +70,43 @@ class EngineStateCollector(Collector):
         )
 
 
+class FrameStepCollector(Collector):
+    """How each engine's frame step runs (engines that report a `runtime` with a capture):
+    which shapes are captured, and how many steps ran captured and eager."""
+
+    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        captured, steps = self._families()
+        for engine, info in engine_states().items():
+            runtime = info.get("runtime")
+            if not runtime:
+                continue
+            for path, count in runtime["steps"].items():
+                steps.add_metric([engine, path], float(count))
+            capture = runtime.get("capture") or {}
+            done = set(capture.get("captured", []))
+            for shape in capture.get("planned", []):
+                captured.add_metric([engine, shape], 1.0 if shape in done else 0.0)
+        yield captured
+        yield steps
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily]:
+        captured = GaugeMetricFamily(
+            "tts_frame_step_captured",
+            "1 for each planned step shape (rows x span) whose compiled graph serves, else 0.",
+            labels=["engine", "shape"],
+        )
+        steps = CounterMetricFamily(
+            "tts_frame_steps",
+            "Frame steps run, by path: captured (compiled graph) or eager.",
+            labels=["engine", "path"],
+        )
+        return captured, steps
+
+
 def register_speech_metrics() -> None:
     """The gauges read at scrape time, registered once per process."""
     Gauge(
@@ -83,3 +120,4 @@ def register_speech_metrics() -> None:
         "Requests admitted by the batching scheduler and waiting for a place in its batch.",
     ).set_function(_waiting)
     REGISTRY.register(EngineStateCollector())
+    REGISTRY.register(FrameStepCollector())

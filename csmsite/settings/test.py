@@ -13,3 +13,7 @@ YOUTUBE_ALLOW_LOOPBACK_FOR_TESTS = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory, whose table locks fail instead of waiting.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+# Tests load the CSM engine dozens of times; each load would compile its frame step in the
+# background (minutes of CPU). The captured-step tests turn it on where they test it.
+CSM_CAPTURE = False

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -177,6 +177,11 @@ class Engine(ABC):
     def close(self) -> None:
         """Stop whatever threads the engine runs (its instance is being forgotten)."""
         return None
+
+    def runtime_details(self) -> dict[str, Any]:
+        """What /readyz and /metrics show about how the engine runs (device, precision, which
+        optimisations are in force); nothing for engines with nothing to say."""
+        return {}
 
     def count_input_tokens(self, text: str) -> int:
         """Input units for usage reports; engines without a text tokenizer count characters."""

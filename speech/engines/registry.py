@@ -9,6 +9,7 @@ itself knows no database.
 """
 
 import threading
+from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -115,15 +116,19 @@ def engines_reset() -> None:
         _instances.clear()
 
 
-def engine_states() -> dict[str, dict[str, str]]:
-    """State of every engine this process has started (others are simply not loaded yet)."""
-    states = {}
+def engine_states() -> dict[str, dict[str, Any]]:
+    """State of every engine this process has started (others are simply not loaded yet), with
+    how each runs where it says (`runtime`)."""
+    states: dict[str, dict[str, Any]] = {}
     for name in ENGINES:
         engine = _instances.get(name)
         if engine is None:
             states[name] = {"state": "not_loaded", "reason": ""}
-        else:
-            states[name] = {"state": str(engine.state), "reason": engine.reason}
+            continue
+        states[name] = {"state": str(engine.state), "reason": engine.reason}
+        runtime = engine.runtime_details()
+        if runtime:
+            states[name]["runtime"] = runtime
     return states
 
 

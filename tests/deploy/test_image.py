@@ -425,6 +425,18 @@ def test_it_builds_starts_healthy_and_speaks_through_the_load_balancer(
     assert docker("exec", CONTAINER, "id", "-u") == "10001"
     installed = docker("exec", CONTAINER, "python", "-c", "import torch; print(torch.__version__)")
     assert installed == f"{torch_version()}+cpu"
+    # and it has what torch.compile needs to build the captured CSM step (a C++ compiler and
+    # Python's headers): inductor compiles and runs a small function in the container.
+    compiled = docker(
+        "exec",
+        CONTAINER,
+        "python",
+        "-c",
+        "import torch; f = torch.compile(lambda x: x.sin() + 1, fullgraph=True); "
+        "print(f(torch.zeros(3)).tolist())",
+        timeout=600,
+    )
+    assert compiled.splitlines()[-1] == "[1.0, 1.0, 1.0]"
     size = int(docker("image", "inspect", "--format", "{{.Size}}", IMAGE))
     say(
         f"{timings.report()}; image {size / 1e9:.2f} GB; request "

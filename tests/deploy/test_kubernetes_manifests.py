@@ -370,7 +370,7 @@ def test_without_the_pods_address_the_probes_would_be_refused(client, settings):
 def test_a_slow_start_is_waited_for_before_liveness_counts(objects):
     container = main_container(one(objects, "Deployment", "csm-web"))
     startup = container["startupProbe"]
-    # Loading CSM-1B, downloading it first and compiling it (CSM_COMPILE) takes minutes.
+    # Loading CSM-1B, downloading it first, takes minutes.
     assert startup["failureThreshold"] * startup["periodSeconds"] >= 30 * 60
 
 

@@ -1,6 +1,6 @@
 """CSM's generation pieces on the tiny random checkpoint: frame loop, prompt, codec, joining.
 
-The oracles are transformers' own: `model.generate` for the frame loop, the processor and its
+The oracles are transformers' own: greedy `model.generate` for the frame step, the processor and its
 chat template for the prompt, `codec_model.decode` of the whole clip for the streaming decoder.
 The tiny checkpoint has the real codebook count, codebook size and frame rate, so shapes and
 limits are the real model's; its random weights make every id likely, special ids included.
@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from speech.engines.base import SynthesisParams, VoiceSpec
-from speech.engines.csm import batching
 from speech.engines.csm import engine as engine_module
-from speech.engines.csm.batching import CsmBatch, GrowingLayer, PrefixCache
+from speech.engines.csm.batching import CsmBatch, PrefixCache
 from speech.engines.csm.codec import StreamingDecoder, encode_audio
 from speech.engines.csm.engine import (
     DEFAULT_TEMPERATURE,
@@ -24,7 +23,7 @@ from speech.engines.csm.engine import (
     SAMPLES_PER_FRAME,
     frame_bound,
 )
-from speech.engines.csm.generation import FrameGenerator, Sampling
+from speech.engines.csm.generation import Sampling
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.prompt import PromptBuilder, Segment, fit_context
 from speech.engines.scheduler import FrameJob, FrameScheduler
@@ -49,13 +48,8 @@ def builder(model, processor) -> PromptBuilder:
 
 
 @pytest.fixture
-def frames(model) -> FrameGenerator:
-    return FrameGenerator(model)
-
-
-@pytest.fixture
 def batch(model, builder) -> CsmBatch:
-    return CsmBatch(model, builder, None)
+    return CsmBatch(model, builder, None, max_rows=4)
 
 
 def turn(speaker: int, text: str, audio: np.ndarray) -> dict:
@@ -71,58 +65,52 @@ def random_codes(count: int, seed: int = 0) -> torch.Tensor:
 
 
 def run_frames(
-    batch: CsmBatch,
-    segments: list[Segment],
-    sampling: Sampling,
-    count: int,
-    generator: torch.Generator | None,
+    batch: CsmBatch, segments: list[Segment], sampling: Sampling, count: int, seed: int = 0
 ) -> torch.Tensor:
     """`count` frames after the prompt `segments`, the request alone in the batch:
     (1, count, codebooks)."""
-    return solo_codes(batch, FrameJob(segments, sampling, generator, count), count).unsqueeze(0)
+    return solo_codes(batch, FrameJob(segments, sampling, seed, count), count).unsqueeze(0)
 
 
-def generate_reference_codes(model, seed: int, count: int, **inputs) -> torch.Tensor:
-    """transformers' own CSM generation, sampled like the engine samples, special ids banned."""
+def generate_greedy_codes(model, count: int, **inputs) -> torch.Tensor:
+    """transformers' own CSM generation, greedy, with the ids the codec cannot decode banned."""
     special = list(range(int(model.config.codec_config.codebook_size), model.config.vocab_size))
     # generate() stores the depth_decoder_* arguments in the depth decoder's generation config.
     saved = copy.deepcopy(model.depth_decoder.generation_config)
     try:
-        torch.manual_seed(seed)
         return model.generate(
             **inputs,
             max_new_tokens=count,
-            do_sample=True,
-            temperature=0.8,
-            top_k=40,
+            do_sample=False,
             suppress_tokens=special,
-            depth_decoder_do_sample=True,
-            depth_decoder_temperature=0.8,
-            depth_decoder_top_k=40,
+            depth_decoder_do_sample=False,
             depth_decoder_suppress_tokens=special,
         )
     finally:
         model.depth_decoder.generation_config = saved
 
 
-# --- the frame loop ---------------------------------------------------------------------------
+GREEDY = Sampling(temperature=1.0, topk=1, codebook_limit=2048)
 
 
-def test_the_frame_loop_draws_exactly_what_model_generate_draws(model, builder, batch):
-    # given a text prompt and transformers' generation of 12 frames from it
+# --- the frame step ---------------------------------------------------------------------------
+
+
+def test_the_frame_step_computes_what_model_generate_computes(model, builder, batch):
+    # given a text prompt and transformers' greedy generation of 12 frames from it (greedy:
+    # the arg max of the same logits, so the model's arithmetic is compared, not the noise)
     target = Segment(0, SENTENCE)
-    expected = generate_reference_codes(
-        model, seed=1234, count=12, input_ids=torch.tensor([builder.text_ids(target)])
+    expected = generate_greedy_codes(
+        model, count=12, input_ids=torch.tensor([builder.text_ids(target)])
     )
     assert expected.shape == (1, 12, 32)
-    # when the frame loop samples the same prompt with the same seed and settings
-    torch.manual_seed(1234)
-    codes = run_frames(batch, [target], Sampling(0.8, 40, 2048), 12, None)
+    # when the frame step takes the same prompt greedily
+    codes = run_frames(batch, [target], GREEDY, 12)
     # then every code of every frame is the same
     assert torch.equal(codes, expected)
 
 
-def test_with_context_audio_the_frame_loop_still_matches_generate(model, processor, builder, batch):
+def test_with_context_audio_the_frame_step_still_matches_generate(model, processor, builder, batch):
     # given a conversation with an earlier turn's audio, as the processor prepares it for
     # generate (which encodes the audio itself), and the same turn as codes for the builder
     audio = tone(2.0)
@@ -131,53 +119,47 @@ def test_with_context_audio_the_frame_loop_still_matches_generate(model, process
         {"role": "0", "content": [{"type": "text", "text": SENTENCE}]},
     ]
     inputs = processor.apply_chat_template(conversation, tokenize=True, return_dict=True)
-    expected = generate_reference_codes(model, seed=99, count=12, **inputs)
+    expected = generate_greedy_codes(model, count=12, **inputs)
     codes_of_turn = encode_audio(model.codec_model, torch.from_numpy(audio))
     prompt = [Segment(1, "The quick brown fox.", codes_of_turn), Segment(0, SENTENCE)]
     # when
-    torch.manual_seed(99)
-    codes = run_frames(batch, prompt, Sampling(0.8, 40, 2048), 12, None)
+    codes = run_frames(batch, prompt, GREEDY, 12)
     # then
     assert torch.equal(codes, expected)
 
 
-def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, batch, frames, monkeypatch):
-    # given every distribution the sampler is asked to draw from is recorded
-    seen: list[torch.Tensor] = []
-    draw = Sampling.draw
-
-    def recording_draw(self, logits, generator):
-        seen.append(logits.detach().clone())
-        return draw(self, logits, generator)
-
-    monkeypatch.setattr(Sampling, "draw", recording_draw)
-    hot = Sampling(temperature=2.0, topk=100, codebook_limit=frames.codebook_limit)
-    assert frames.codebook_limit == 2048 < model.config.vocab_size
-    # when 40 frames are drawn at a high temperature with a wide top-k
-    codes = run_frames(batch, [Segment(0, SENTENCE)], hot, 40, torch.Generator().manual_seed(5))
+def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, batch):
+    # given a hot sampling with the widest top-k, over a model whose every head favours the ids
+    # the codec cannot decode (2048 and up)
+    assert batch.codebook_limit == 2048 < model.config.vocab_size
+    hot = Sampling(temperature=2.0, topk=100, codebook_limit=batch.codebook_limit)
+    heads = [model.lm_head.weight, model.depth_decoder.codebooks_head.weight]
+    saved = [head.detach().clone() for head in heads]
+    with torch.no_grad():
+        model.lm_head.weight[2048:] += 50.0
+        model.depth_decoder.codebooks_head.weight[:, :, 2048:] += 50.0
+    try:
+        # when 40 frames are drawn
+        codes = run_frames(batch, [Segment(0, SENTENCE)], hot, 40, seed=5)
+    finally:
+        with torch.no_grad():
+            for head, kept in zip(heads, saved, strict=True):
+                head.copy_(kept)
     # then no code is one the codec cannot decode
     assert codes.shape == (1, 40, 32)
     assert int(codes.min()) >= 0
     assert int(codes.max()) < 2048
-    # and without the limit the same distributions do give such ids, so the limit is what
-    # kept them out
-    monkeypatch.undo()
-    logits = torch.cat(seen)
-    unlimited = Sampling(temperature=2.0, topk=100, codebook_limit=model.config.vocab_size)
-    generator = torch.Generator().manual_seed(0)
-    drawn = torch.cat([unlimited.draw(logits, generator) for _ in range(5)])
-    assert int((drawn >= 2048).sum()) > 0
-    limited = torch.cat([hot.draw(logits, generator) for _ in range(5)])
-    assert int(limited.max()) < 2048
 
 
-def test_a_frame_of_end_of_audio_ids_ends_the_request(batch, frames, monkeypatch):
+def test_a_frame_of_end_of_audio_ids_ends_the_request(batch, monkeypatch):
     # given a depth decoder whose every code is the end-of-audio id
-    def eos_depth(model, last_hidden, first, draw):
-        return torch.full((first.shape[0], frames.num_codebooks), frames.eos_id)
+    step = batch.frame_step
 
-    monkeypatch.setattr(batching, "depth_codes", eos_depth)
-    job = FrameJob([Segment(0, SENTENCE)], Sampling(0.9, 50, 2048), None, 10)
+    def eos_depth(hidden, first, state, noise):
+        return torch.full((first.shape[0], step.num_codebooks), step.eos_id)
+
+    monkeypatch.setattr(step, "_depth", eos_depth)
+    job = FrameJob([Segment(0, SENTENCE)], Sampling(0.9, 50, 2048), 0, 10)
     batch.join(batch.prefill(job))
     # when
     _, ended = batch.step([job])
@@ -214,7 +196,7 @@ def test_streaming_decode_of_no_frames_is_no_audio(model):
 
 
 def test_the_engine_streams_exactly_the_whole_clip_decode_of_the_codes_it_draws(
-    csm_engine, model, batch, frames, monkeypatch
+    csm_engine, model, batch, monkeypatch
 ):
     # given the codes the engine decodes are recorded as it streams
     decoded: list[torch.Tensor] = []
@@ -234,9 +216,8 @@ def test_the_engine_streams_exactly_the_whole_clip_decode_of_the_codes_it_draws(
     )
     streamed = np.concatenate(audio)
     # then the same prompt and seed drawn independently give the same 25 frames
-    sampling = Sampling(DEFAULT_TEMPERATURE, DEFAULT_TOPK, frames.codebook_limit)
-    generator = torch.Generator(device=csm_engine._loaded.device).manual_seed(11)
-    expected = run_frames(batch, [Segment(0, SENTENCE)], sampling, 25, generator)
+    sampling = Sampling(DEFAULT_TEMPERATURE, DEFAULT_TOPK, batch.codebook_limit)
+    expected = run_frames(batch, [Segment(0, SENTENCE)], sampling, 25, seed=11)
     assert [piece.shape[0] for piece in decoded] == [3, 12, 10]
     assert torch.equal(torch.cat(decoded), expected[0])
     # and the streamed audio is the whole-clip decode of those frames
@@ -448,10 +429,10 @@ def record_chunks(engine, monkeypatch) -> list[dict]:
     calls: list[dict] = []
     chunk_frames = engine._chunk_frames
 
-    def recording(session, target, turns, limit, generator, sampling, first_audio):
+    def recording(session, target, turns, limit, noise, sampling, first_audio):
         call = {"target": target, "turns": list(turns), "limit": limit, "codes": []}
         calls.append(call)
-        for piece in chunk_frames(session, target, turns, limit, generator, sampling, first_audio):
+        for piece in chunk_frames(session, target, turns, limit, noise, sampling, first_audio):
             call["codes"].append(piece.codes)
             yield piece
 
@@ -503,76 +484,59 @@ def solo_codes(batch: CsmBatch, job: FrameJob, count: int) -> torch.Tensor:
 
 
 def seeded(prompt: list[Segment], seed: int, sampling: Sampling, limit: int = 100) -> FrameJob:
-    return FrameJob(prompt, sampling, torch.Generator().manual_seed(seed), limit)
+    return FrameJob(prompt, sampling, seed, limit)
 
 
-def test_the_scheduler_alone_draws_exactly_what_model_generate_draws(model, builder):
-    # given transformers' generation of 12 frames from a text prompt
+def test_the_scheduler_alone_draws_what_the_batch_alone_draws(model, builder, batch):
+    # given 12 frames of a prompt drawn by the batch directly
     target = Segment(0, SENTENCE)
-    expected = generate_reference_codes(
-        model, seed=1234, count=12, input_ids=torch.tensor([builder.text_ids(target)])
-    )
-    scheduler = FrameScheduler(CsmBatch(model, builder, None), max_batch=4, max_queue=0)
+    expected = run_frames(batch, [target], Sampling(0.8, 40, 2048), 12, seed=1234)
+    scheduler = FrameScheduler(CsmBatch(model, builder, None, max_rows=4), max_batch=4, max_queue=0)
     # when the scheduler runs the same prompt alone, with the same seed and settings
-    torch.manual_seed(1234)
     with scheduler.session("alice") as session:
-        stream = session.submit([target], Sampling(0.8, 40, 2048), None, 12)
+        stream = session.submit([target], Sampling(0.8, 40, 2048), 1234, 12)
         codes = torch.stack(list(stream)).unsqueeze(0)
     scheduler.close()
     # then every code of every frame is the same
     assert torch.equal(codes, expected)
 
 
-def test_requests_joining_and_leaving_a_batch_draw_what_each_draws_alone(model, builder):
-    # given three prompts of different lengths (one with 30 frames of context), each with its
-    # own sampling settings and seed, and what each draws alone
-    batch = CsmBatch(model, builder, None)
+def test_sixteen_requests_joining_and_leaving_draw_what_each_draws_alone(model, builder):
+    # given 16 prompts of different lengths (some with context frames), each with its own
+    # sampling settings and seed, and what each draws alone
+    batch = CsmBatch(model, builder, None, max_rows=16)
     prompts = [
-        [Segment(0, SENTENCE)],
-        [Segment(1, "Short.")],
-        [Segment(1, "Before.", random_codes(30)), Segment(0, "And after that, this.")],
+        [Segment(n % 2, SENTENCE[: 8 + 3 * n])]
+        if n % 3
+        else [Segment(1, "Before.", random_codes(5 + n)), Segment(0, "And after, this.")]
+        for n in range(16)
     ]
-    samplings = [Sampling(0.8, 40, 2048), Sampling(1.2, 5, 2048), Sampling(0.6, 100, 2048)]
-    alone = [
-        solo_codes(batch, seeded(prompt, 10 + n, samplings[n]), 12)
-        for n, prompt in enumerate(prompts)
-    ]
-    jobs = [seeded(prompt, 10 + n, samplings[n]) for n, prompt in enumerate(prompts)]
-    drawn: list[list[torch.Tensor]] = [[], [], []]
+    samplings = [Sampling(0.6 + 0.05 * n, 1 + 6 * n, 2048) for n in range(16)]
+    jobs = [seeded(prompt, 100 + n, samplings[n], limit=10) for n, prompt in enumerate(prompts)]
+    alone = [solo_codes(batch, job, 10) for job in jobs]
+    assert len({tuple(codes[0].tolist()) for codes in alone}) == 16  # they do differ
+    drawn: list[list[torch.Tensor]] = [[] for _ in jobs]
     running: list[int] = []
-
-    def step() -> None:
+    # when they join two at a time, one frame apart, and each leaves after its 10 frames (the
+    # rows left are compacted into smaller buckets as the batch drains)
+    waiting = list(range(16))
+    buckets_seen = set()
+    while waiting or running:
+        for n in waiting[:2]:
+            batch.join(batch.prefill(jobs[n]))
+            running.append(n)
+        waiting = waiting[2:]
+        buckets_seen.add(batch.shape_needed().rows)
         codes, _ = batch.step([jobs[n] for n in running])
         for row, n in enumerate(running):
             drawn[n].append(codes[row])
-
-    # when the first runs 3 frames alone, the short one joins (padded to the batch), two
-    # frames later the longest joins (the batch padded to it)
-    batch.join(batch.prefill(jobs[0]))
-    running.append(0)
-    for _ in range(3):
-        step()
-    batch.join(batch.prefill(jobs[1]))
-    running.append(1)
-    for _ in range(2):
-        step()
-    batch.join(batch.prefill(jobs[2]))
-    running.append(2)
-    while len(drawn[0]) < 12:
-        step()
-    # and the first leaves, then the second, and the third finishes alone
-    batch.keep([1, 2])
-    running = [1, 2]
-    while len(drawn[1]) < 12:
-        step()
-    batch.keep([1])
-    running = [2]
-    assert batch.columns == int(batch._positions[0])  # alone: no gap left in its cache
-    while len(drawn[2]) < 12:
-        step()
+        kept = [row for row, n in enumerate(running) if len(drawn[n]) < 10]
+        batch.keep(kept)
+        running = [running[row] for row in kept]
     # then each drew exactly what it draws alone
-    for n in range(3):
+    for n in range(16):
         assert torch.equal(torch.stack(drawn[n]), alone[n]), f"request {n}"
+    assert {2, 4, 8, 16} <= buckets_seen
 
 
 def test_a_cached_voice_prefix_gives_what_a_full_prefill_gives(model, builder):
@@ -580,9 +544,9 @@ def test_a_cached_voice_prefix_gives_what_a_full_prefill_gives(model, builder):
     reference = Segment(1, "The voice to copy.", random_codes(40), pinned=True, prefix_key="v")
     prompt = [reference, Segment(1, SENTENCE)]
     greedy = Sampling(1.0, 1, 2048)
-    plain = CsmBatch(model, builder, None)
+    plain = CsmBatch(model, builder, None, max_rows=1)
     expected = plain.prefill(seeded(prompt, 0, greedy))
-    cached = CsmBatch(model, builder, PrefixCache(64 * 2**20))
+    cached = CsmBatch(model, builder, PrefixCache(64 * 2**20), max_rows=1)
     # when the prompt is prefilled twice through the prefix cache
     first = cached.prefill(seeded(prompt, 0, greedy))
     second = cached.prefill(seeded(prompt, 0, greedy))
@@ -615,17 +579,3 @@ def test_the_prefix_cache_keeps_within_its_bytes_dropping_the_least_recently_use
     assert cache.get("b") is None
     assert cache.get("a") is not None and cache.get("c") is not None
     assert cache.size_bytes == 2048
-
-
-def test_a_growing_cache_layer_holds_what_concatenation_holds_past_its_room():
-    # given a layer of 3 columns (room for 64) and 70 single-column appends
-    keys, values = torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8)
-    layer = GrowingLayer(keys.clone(), values.clone())
-    appended = [(torch.randn(2, 4, 1, 8), torch.randn(2, 4, 1, 8)) for _ in range(70)]
-    # when
-    for new_keys, new_values in appended:
-        seen_keys, seen_values = layer.update(new_keys, new_values)
-    # then the layer holds exactly the concatenation, and reports its length
-    assert torch.equal(seen_keys, torch.cat([keys, *(k for k, _ in appended)], dim=2))
-    assert torch.equal(seen_values, torch.cat([values, *(v for _, v in appended)], dim=2))
-    assert layer.get_seq_length() == 73

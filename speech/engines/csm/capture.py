@@ -100,7 +100,9 @@ class StepCapture:
     def start(self) -> None:
         """Compile every planned shape on a background thread."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._compile_all, name="csm-capture", daemon=True)
+            self._thread = threading.Thread(
+                target=self._compile_all, name="csm-capture", daemon=True
+            )
             self._thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,12 @@ from speech.engines.base import (
     VoiceSpec,
 )
 from speech.engines.csm.batching import CsmBatch, PrefixCache, bucket_sizes, span_sizes
+from speech.engines.csm.capture import capture_plan
 from speech.engines.csm.codec import (
     StreamingDecoder,
     codec_fingerprint,
     encode_audio,
 )
-from speech.engines.csm.capture import capture_plan
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads
 from speech.engines.csm.joiner import ChunkJoiner
 from speech.engines.csm.loading import CsmOptions, LoadedCsm, describe_failure, load_csm
@@ -173,18 +174,20 @@ class CsmEngine(Engine):
             capture=plan,
         )
 
-    def capture_status(self) -> dict[str, object]:
-        """For /readyz: device, dtype, and which step shapes are captured."""
+    def runtime_details(self) -> dict[str, Any]:
+        """For /readyz and /metrics: device, dtype, whether the step is captured (and which
+        shapes are), and how many steps ran each way."""
         if self._loaded is None or self._batch is None:
             return {}
-        capture = self._batch.capture
-        report: dict[str, object] = {
+        batch = self._batch
+        report: dict[str, Any] = {
             "device": str(self._loaded.device),
             "dtype": str(self._loaded.model.lm_head.weight.dtype).removeprefix("torch."),
-            "captured": capture is not None,
+            "captured": batch.capture is not None,
+            "steps": {"captured": batch.steps_captured, "eager": batch.steps_eager},
         }
-        if capture is not None:
-            report["capture"] = asdict(capture.status)
+        if batch.capture is not None:
+            report["capture"] = asdict(batch.capture.status)
         return report
 
     def _warm_up(self) -> None:

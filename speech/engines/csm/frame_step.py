@@ -203,7 +203,9 @@ class FrameStep:
             if codebook == self.num_codebooks - 1:
                 break
             embedded = depth.embed_tokens(code + codebook * self.vocabulary).unsqueeze(1)
-            out = self._depth_positions(depth.inputs_embeds_projector(embedded), codebook + 1, caches)
+            out = self._depth_positions(
+                depth.inputs_embeds_projector(embedded), codebook + 1, caches
+            )
         return torch.stack(codes, dim=1)
 
     def _depth_positions(

@@ -55,10 +55,27 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """bfloat16 on GPUs (CSM-1B's training precision), float32 on CPUs unless asked."""
+    """bfloat16 on GPUs (CSM-1B's training precision) and on CPUs that multiply bfloat16
+    natively (AVX512-BF16 or AMX); float32 on other CPUs, where bfloat16 is emulated and
+    slower. Unless asked."""
     if requested != "auto":
         return _DTYPES[requested]
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bfloat16()):
+        return torch.bfloat16
+    return torch.float32
+
+
+def cpu_has_native_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bfloat16 dot-product instructions (Linux reports them as flags)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def load_csm(options: CsmOptions) -> LoadedCsm:
