@@ -1,6 +1,6 @@
 """Speech's Prometheus metrics: time to first audio, real-time factor, generations in flight,
-the batching scheduler, each engine's state and how its frame step runs. SpeechConfig.ready() registers the ones read at
-scrape time; core/metrics.py serves them all at /metrics."""
+the batching scheduler, each engine's state and how its frame step runs. SpeechConfig.ready()
+registers the ones read at scrape time; core/metrics.py serves them all at /metrics."""
 
 from collections.abc import Iterable, Iterator
 
