@@ -11,8 +11,9 @@ CODEBOOKS = 32
 
 
 def noise_of(seeds: list[int], frames: list[int], vocabulary: int = 64) -> torch.Tensor:
+    """Noise (rows, codebooks, vocabulary) of every id."""
     keys = frame_keys(torch.tensor(seeds), torch.tensor(frames), CODEBOOKS)
-    return gumbel_noise(keys, vocabulary)
+    return gumbel_noise(keys, torch.arange(vocabulary).expand(*keys.shape, vocabulary))
 
 
 def test_a_rows_noise_depends_on_its_own_seed_and_frame_only():
@@ -27,6 +28,10 @@ def test_a_rows_noise_depends_on_its_own_seed_and_frame_only():
     assert not torch.equal(noise_of([7], [4])[0], alone)
     # and each codebook of a frame has its own
     assert not torch.equal(alone[0], alone[1])
+    # and an id's noise is the same whichever ids are asked for with it
+    keys = frame_keys(torch.tensor([7]), torch.tensor([3]), CODEBOOKS)[:, 0]
+    some = gumbel_noise(keys, torch.tensor([[40, 5, 17]]))
+    assert torch.equal(some[0], alone[0, [40, 5, 17]])
 
 
 def test_the_noise_is_finite_standard_gumbel():
@@ -51,7 +56,7 @@ def test_frequencies_match_the_top_k_distribution_at_the_temperature():
         torch.full((draws,), temperature),
         torch.full((draws,), topk),
         limit,
-        gumbel_noise(keys, logits.shape[1]),
+        keys,
     )
     counts = torch.bincount(drawn, minlength=logits.shape[1]).float()
     # then only the top 4 of the decodable ids are ever drawn
@@ -73,7 +78,7 @@ def test_top_k_one_is_the_arg_max_whatever_the_noise(temperature):
         torch.full((64,), temperature),
         torch.ones(64, dtype=torch.int64),
         2048,
-        gumbel_noise(keys, 2051),
+        keys,
     )
     assert torch.equal(drawn, logits[:, :2048].argmax(dim=1))
 
@@ -85,7 +90,7 @@ def test_each_row_keeps_its_own_settings():
     greedy_draws, hot_draws = set(), set()
     for frame in range(50):
         keys = frame_keys(torch.tensor([3, 3]), torch.tensor([frame, frame]), 1)[:, 0]
-        drawn = sample(logits, *settings, 2048, gumbel_noise(keys, 2051))
+        drawn = sample(logits, *settings, 2048, keys)
         greedy_draws.add(int(drawn[0]))
         hot_draws.add(int(drawn[1]))
     # then the greedy row always takes the arg max, and the hot one spreads over many ids

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional
 from transformers import CsmForConditionalGeneration
 
-from speech.engines.csm.sampler import frame_keys, gumbel_noise, sample
+from speech.engines.csm.sampler import frame_keys, sample
 
 
 @dataclass(frozen=True)
@@ -161,22 +161,21 @@ class FrameStep:
         updates `state` in place. → codes (rows, codebooks) and whether each ends the speech."""
         model = self.model
         hidden = state.last_hidden
-        # The noise of every codebook at once: (rows, codebooks, codebook size).
+        # The noise keys of every codebook at once: (rows, codebooks).
         keys = frame_keys(state.seeds, state.frames, self.num_codebooks)
-        noise = gumbel_noise(keys, self.codebook_limit)
-        first = self._draw(model.lm_head(hidden), state, noise[:, 0])
-        codes = self._depth(hidden, first, state, noise)
+        first = self._draw(model.lm_head(hidden), state, keys[:, 0])
+        codes = self._depth(hidden, first, state, keys)
         self._backbone(codes, state, span)
         ended = (codes[:, :-1] == self.eos_id).all(dim=1)
         return codes, ended
 
-    def _draw(self, logits: torch.Tensor, state: SlotViews, noise: torch.Tensor) -> torch.Tensor:
-        return sample(logits, state.temperatures, state.topks, self.codebook_limit, noise)
+    def _draw(self, logits: torch.Tensor, state: SlotViews, keys: torch.Tensor) -> torch.Tensor:
+        return sample(logits, state.temperatures, state.topks, self.codebook_limit, keys)
 
     # --- the depth decoder ------------------------------------------------------------------
 
     def _depth(
-        self, hidden: torch.Tensor, first: torch.Tensor, state: SlotViews, noise: torch.Tensor
+        self, hidden: torch.Tensor, first: torch.Tensor, state: SlotViews, keys: torch.Tensor
     ) -> torch.Tensor:
         """Codebooks 1..K-1 one after the other, from the backbone's hidden state and codebook 0.
 
@@ -198,7 +197,7 @@ class FrameStep:
         heads = decoder.codebooks_head.weight
         for codebook in range(1, self.num_codebooks):
             logits = functional.linear(depth.norm(out[:, -1]), heads[codebook - 1].T)
-            code = self._draw(logits, state, noise[:, codebook])
+            code = self._draw(logits, state, keys[:, codebook])
             codes.append(code)
             if codebook == self.num_codebooks - 1:
                 break

@@ -57,9 +57,9 @@ def frame_keys(seeds: torch.Tensor, frames: torch.Tensor, codebooks: int) -> tor
     return _combine(key, numbers.unsqueeze(0))
 
 
-def gumbel_noise(keys: torch.Tensor, vocabulary: int) -> torch.Tensor:
-    """Standard Gumbel noise (*keys.shape, vocabulary), float32, a pure function of the keys."""
-    ids = torch.arange(vocabulary, device=keys.device, dtype=torch.int64)
+def gumbel_noise(keys: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise, float32, for each id of `ids` under the key of its row: a pure
+    function of (key, id). `keys` (*rows) and `ids` (*rows, n) → (*rows, n)."""
     bits = _combine(keys.unsqueeze(-1), ids) >> (32 - _UNIFORM_BITS)
     uniform = (bits.to(torch.float32) + 0.5) * (1.0 / (1 << _UNIFORM_BITS))
     return -torch.log(-torch.log(uniform))
@@ -70,17 +70,22 @@ def sample(
     temperatures: torch.Tensor,
     topks: torch.Tensor,
     codebook_limit: int,
-    noise: torch.Tensor,
+    keys: torch.Tensor,
 ) -> torch.Tensor:
     """One id per row of `logits` (rows, vocabulary): top-k per row (`topks`, int64), then
-    temperature per row (`temperatures`, float32), drawn with `noise` from `gumbel_noise`.
+    temperature per row (`temperatures`, float32), drawn with the noise of each row's key
+    (`keys`, from `frame_keys`).
 
-    Ids from `codebook_limit` up cannot be decoded by the codec (padding, end of audio):
-    they are never drawn. At top-k 1 the draw is the arg max, whatever the noise.
+    Only the top ids get noise: the arg max of (score / temperature + Gumbel noise) over them
+    is a draw from their softmax, and noise is a function of (key, id), so which id is drawn
+    does not depend on how many candidates were looked at. Ids from `codebook_limit` up
+    cannot be decoded by the codec (padding, end of audio): they are never drawn. At top-k 1
+    the draw is the arg max, whatever the noise.
     """
-    scores = logits[:, :codebook_limit].float() / temperatures.unsqueeze(1)
-    top = torch.topk(scores, min(MAX_TOPK, codebook_limit), dim=-1).values
-    ks = topks.clamp(1, top.shape[1]).unsqueeze(1)
-    threshold = top.gather(1, ks - 1)
-    perturbed = (scores + noise[:, :codebook_limit]).masked_fill(scores < threshold, -torch.inf)
-    return perturbed.argmax(dim=-1)
+    scores = logits[:, :codebook_limit].float()
+    top, ids = torch.topk(scores, min(MAX_TOPK, codebook_limit), dim=-1)
+    ranks = torch.arange(top.shape[1], device=top.device)
+    allowed = ranks.unsqueeze(0) < topks.unsqueeze(1)
+    perturbed = top / temperatures.unsqueeze(1) + gumbel_noise(keys, ids)
+    choice = perturbed.masked_fill(~allowed, -torch.inf).argmax(dim=-1, keepdim=True)
+    return ids.gather(1, choice).squeeze(1)
