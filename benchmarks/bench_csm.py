@@ -4,9 +4,10 @@ Run from the repository root: `.venv/bin/python benchmarks/bench_csm.py` (`make 
 Options: `--size tiny|overhead|full` (default full: the CSM-1B architecture; overhead is its
 real depth at a tiny width, so a frame costs what the framework spends on it rather than
 arithmetic), `--frames N` (default 24: frames per request in the throughput rows), `--dtype
-float32|bfloat16` (default: what the engine picks, bfloat16 on CUDA and float32 on a CPU; a
-CPU without bfloat16 matrix units, as AVX2-only ones, multiplies bfloat16 batches no faster
-than one row at a time), `--device` (default cuda if available, else cpu), `--batches`
+float32|bfloat16` (default: what the engine picks, bfloat16 on CUDA and on CPUs with native
+bfloat16, AVX512-BF16 or AMX, else float32; a CPU without bfloat16 matrix units, as AVX2-only
+ones, multiplies bfloat16 batches no faster than one row at a time), `--device` (default cuda
+if available, else cpu), `--batches`
 (default 1,16,64 on CUDA, 1,2,4,8,16 on a CPU), `--captured-batches` (default: every one of
 `--batches` on CUDA; on a CPU 1 and the largest, as each costs minutes of compiling there),
 `--no-captured` (eager rows only: no compiling), `--clip-seconds S` (default 10: the
@@ -85,6 +86,7 @@ from speech.engines.csm.batching import (  # noqa: E402
 from speech.engines.csm.capture import CapturePlan, StepCapture, capture_plan  # noqa: E402
 from speech.engines.csm.codec import StreamingDecoder  # noqa: E402
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads  # noqa: E402
+from speech.engines.csm.loading import resolve_dtype  # noqa: E402
 from speech.engines.csm.prompt import CHAT_TEMPLATE, PromptBuilder, Segment  # noqa: E402
 from speech.engines.csm.random_checkpoint import (  # noqa: E402
     FULL_SIZE,
@@ -369,7 +371,9 @@ def parse_args() -> argparse.Namespace:
         # Every compiled shape costs minutes of a CPU's cores: there, the two ends only.
         args.captured_batches = args.batches if cuda else sorted({1, max(args.batches)})
     if args.dtype is None:
-        args.dtype = "bfloat16" if cuda else "float32"
+        # As the engine picks (CSM_DTYPE=auto).
+        resolved = resolve_dtype("auto", torch.device(args.device))
+        args.dtype = {dtype: name for name, dtype in DTYPES.items()}[resolved]
     if args.frames < 1 or args.threads < 1 or min(args.batches + args.captured_batches) < 1:
         parser.error("--frames, --threads, --batches and --captured-batches must be at least 1")
     if args.batches[0] != 1 or args.captured_batches[0] != 1:
