@@ -81,16 +81,16 @@ def test_the_captured_step_equals_the_eager_step_given_the_same_state(captured):
         for request in requests:
             captured.join(captured.prefill(request))
         state = captured.state
-        before = [tensor.clone() for tensor in state.all_tensors()]
+        before = [tensor.clone() for tensor in state.full.tensors()]
         shape, compiled = captured.capture.covering(StepShape(3, SPAN))
         assert shape == StepShape(4, SPAN)
         # when one frame is made by the compiled step, and from the same state by the eager one
         compiled_codes, compiled_ended = (t.clone() for t in compiled(state.views(4), SPAN))
-        after_compiled = [tensor.clone() for tensor in state.all_tensors()]
-        for tensor, kept in zip(state.all_tensors(), before, strict=True):
+        after_compiled = [tensor.clone() for tensor in state.full.tensors()]
+        for tensor, kept in zip(state.full.tensors(), before, strict=True):
             tensor.copy_(kept)
         eager_codes, eager_ended = captured.frame_step(state.views(4), SPAN)
-        after_eager = [tensor.clone() for tensor in state.all_tensors()]
+        after_eager = [tensor.clone() for tensor in state.full.tensors()]
         captured.keep([])
     # then the same ids are drawn, and the state moves on alike (within float tolerance)
     assert torch.equal(compiled_codes[:3], eager_codes[:3])

@@ -197,13 +197,15 @@ class CsmBatch:
             keys[slot, :, : row.length].copy_(row_keys[0])
             values[slot, :, : row.length].copy_(row_values[0])
         state.last_hidden[slot].copy_(row.last_hidden[0])
-        settings = (row.length, row.first_frame, row.seed, row.sampling.temperature)
-        for tensor, value in zip(
-            (state.positions, state.frames, state.seeds, state.temperatures), settings, strict=True
+        for tensor, value in (
+            (state.positions, row.length),
+            (state.frames, row.first_frame),
+            (state.seeds, row.seed),
+            (state.temperatures, row.sampling.temperature),
+            (state.topks, row.sampling.topk),
+            (state.active, 1),
         ):
             tensor[slot] = value
-        state.topks[slot] = row.sampling.topk
-        state.active[slot] = 1
         self._slots.append(slot)
         self._lengths[slot] = row.length
 
@@ -235,9 +237,7 @@ class CsmBatch:
         for keys, values in zip(state.keys, state.values, strict=True):
             keys[target, :, :length].copy_(keys[source, :, :length])
             values[target, :, :length].copy_(values[source, :, :length])
-        for tensor in (state.last_hidden, state.positions, state.frames, state.seeds):
-            tensor[target] = tensor[source]
-        for tensor in (state.temperatures, state.topks, state.active):
+        for tensor in state.full.per_row():
             tensor[target] = tensor[source]
         state.active[source] = 0
         self._lengths[target] = length

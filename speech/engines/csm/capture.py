@@ -94,8 +94,11 @@ class StepCapture:
         self._done = threading.Event()
         _allow_recompiles(len(plan.shapes))
         if plan.mode == "reduce-overhead":
-            for tensor in state.all_tensors():
-                torch._dynamo.mark_static_address(tensor)
+            # The very tensors each compiled step is called with: CUDA graphs read and write
+            # them in place instead of copying them in and out at every replay.
+            for shape in plan.shapes:
+                for tensor in state.views(shape.rows).tensors():
+                    torch._dynamo.mark_static_address(tensor)
 
     def start(self) -> None:
         """Compile every planned shape on a background thread."""

@@ -66,40 +66,29 @@ class SlotState:
         self.temperatures = torch.ones(rows, dtype=torch.float32, device=device)
         self.topks = torch.ones(rows, dtype=torch.int64, device=device)
         self.active = torch.zeros(rows, dtype=torch.int64, device=device)
+        self.full = SlotViews(
+            keys=self.keys,
+            values=self.values,
+            last_hidden=self.last_hidden,
+            positions=self.positions,
+            frames=self.frames,
+            seeds=self.seeds,
+            temperatures=self.temperatures,
+            topks=self.topks,
+            active=self.active,
+        )
         self._views: dict[int, SlotViews] = {}
 
     def views(self, rows: int) -> "SlotViews":
         if rows not in self._views:
-            self._views[rows] = SlotViews(
-                keys=[keys[:rows] for keys in self.keys],
-                values=[values[:rows] for values in self.values],
-                last_hidden=self.last_hidden[:rows],
-                positions=self.positions[:rows],
-                frames=self.frames[:rows],
-                seeds=self.seeds[:rows],
-                temperatures=self.temperatures[:rows],
-                topks=self.topks[:rows],
-                active=self.active[:rows],
-            )
+            self._views[rows] = self.full.first(rows)
         return self._views[rows]
-
-    def all_tensors(self) -> list[torch.Tensor]:
-        return [
-            *self.keys,
-            *self.values,
-            self.last_hidden,
-            self.positions,
-            self.frames,
-            self.seeds,
-            self.temperatures,
-            self.topks,
-            self.active,
-        ]
 
 
 @dataclass
 class SlotViews:
-    """The first rows of a `SlotState`, as the step reads and updates them."""
+    """Slot tensors as the step reads and updates them: all of a `SlotState`, or its first
+    rows."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
@@ -111,9 +100,27 @@ class SlotViews:
     topks: torch.Tensor
     active: torch.Tensor
 
+    def per_row(self) -> list[torch.Tensor]:
+        """Everything of a row but its cache: hidden state, position, noise and sampling."""
+        return [
+            self.last_hidden,
+            self.positions,
+            self.frames,
+            self.seeds,
+            self.temperatures,
+            self.topks,
+            self.active,
+        ]
+
     def tensors(self) -> list[torch.Tensor]:
-        scalars = [self.last_hidden, self.positions, self.frames, self.seeds]
-        return [*self.keys, *self.values, *scalars, self.temperatures, self.topks, self.active]
+        return [*self.keys, *self.values, *self.per_row()]
+
+    def first(self, rows: int) -> "SlotViews":
+        return SlotViews(
+            [keys[:rows] for keys in self.keys],
+            [values[:rows] for values in self.values],
+            *(tensor[:rows] for tensor in self.per_row()),
+        )
 
 
 def _rotate(states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
