@@ -199,6 +199,7 @@ def csm_engine(settings, tiny_csm_dir):
 
     from speech.engines.base import EngineState
     from speech.engines.registry import engine_get, engines_reset
+    from tests.support.engines import wait_while_loading
 
     settings.CSM_MODEL = str(tiny_csm_dir)
     settings.CSM_DEVICE = "cpu"
@@ -207,10 +208,7 @@ def csm_engine(settings, tiny_csm_dir):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     engines_reset()
-    engine = engine_get("csm")
-    deadline = time.monotonic() + 60
-    while engine.state is EngineState.LOADING and time.monotonic() < deadline:
-        time.sleep(0.02)
+    engine = wait_while_loading(engine_get("csm"))
     assert engine.state is EngineState.READY, engine.reason
     yield engine
     torch.set_num_threads(threads)

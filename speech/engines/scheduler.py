@@ -5,7 +5,10 @@ It prefills each new request's prompt, adds it to the running batch at the next 
 steps the whole batch at once, and hands each request its own frame. A finished or cancelled
 request leaves the batch before the next step. Work that is not a frame step but still needs
 the model (codec encode and decode) runs on the same thread between steps (`call`), so the
-model is never used by two threads at once and no lock is held across a step.
+model is never used by two threads at once and no lock is held across a step. Work that is
+cheaper done for many callers at once (decoding the audio of every stream that emitted at the
+same step) is queued with `call_batched`: the calls queued for the same function between two
+steps run as one call over all their items.
 
 Admission is bounded: `session()` refuses at once (a retryable `SchedulerBusy`, a 503 with
 Retry-After) when `max_batch + max_queue` requests are already open, rather than queueing
@@ -23,7 +26,7 @@ import queue
 import threading
 import weakref
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,7 +141,7 @@ class FrameScheduler:
         self._name = name
         self._cond = threading.Condition()
         self._waiting: dict[str, deque[FrameJob]] = {}
-        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = deque()
+        self._calls: deque[_Call] = deque()
         self._running: list[FrameJob] = []
         self._sessions = 0
         self._order = itertools.count()
@@ -171,7 +174,25 @@ class FrameScheduler:
         with self._cond:
             if self._closed:
                 raise EngineError("the engine was stopped; retry shortly.", retryable=True)
-            self._calls.append((function, args, future))
+            self._calls.append(_Call(function, args, future))
+            self._start()
+            self._cond.notify()
+        return future.result()
+
+    def call_batched(self, function_many: Callable[[list[Any]], Sequence[T]], item: Any) -> T:
+        """Run `function_many` on the model thread, between two frame steps, over `item` and
+        the items of every other call of the same function queued by then; `item`'s result.
+
+        `function_many(items)` returns one result per item, in order. If it fails, every
+        caller of that group gets the error.
+        """
+        if threading.current_thread() is self._thread:
+            return _one_result_each(function_many, [item])[0]
+        future: Future[T] = Future()
+        with self._cond:
+            if self._closed:
+                raise EngineError("the engine was stopped; retry shortly.", retryable=True)
+            self._calls.append(_Call(function_many, (item,), future, batched=True))
             self._start()
             self._cond.notify()
         return future.result()
@@ -225,8 +246,7 @@ class FrameScheduler:
                         break
                     calls = list(self._calls)
                     self._calls.clear()
-                for function, args, future in calls:
-                    self._run_call(function, args, future)
+                self._run_calls(calls)
                 try:
                     self._drop_cancelled()
                     self._admit()
@@ -255,15 +275,22 @@ class FrameScheduler:
         for job in [*self._running, *waiting]:
             job.stream._end(stopped)
         self._running = []
-        for _, _, future in calls:
-            future.set_exception(stopped)
+        for call in calls:
+            call.future.set_exception(stopped)
 
     @staticmethod
-    def _run_call(function: Callable[..., Any], args: tuple[Any, ...], future: Future[Any]) -> None:
-        try:
-            future.set_result(function(*args))
-        except BaseException as exc:  # handed to the caller, whatever it is
-            future.set_exception(exc)
+    def _run_calls(calls: list["_Call"]) -> None:
+        """Run queued calls in their order; the batched calls of one function run together,
+        as one call, where the first of them was queued."""
+        groups: dict[Callable[..., Any], list[_Call]] = {}
+        for call in calls:
+            if call.batched:
+                groups.setdefault(call.function, []).append(call)
+        for call in calls:
+            if not call.batched:
+                _run_one(call)
+            elif call.function in groups:
+                _run_group(call.function, groups.pop(call.function))
 
     def _next_waiting(self) -> FrameJob | None:
         """The head of the queue of the owner with the fewest rows in the batch (then the
@@ -331,6 +358,48 @@ class FrameScheduler:
             kept.append(index)
         if len(kept) < len(self._running):
             self._keep(kept)
+
+
+@dataclass(eq=False)
+class _Call:
+    """A call queued for the model thread: `function(*args)`, or for a batched call
+    `function([item, ...])` over this call's item (`args[0]`) and its group's."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: Future[Any]
+    batched: bool = False
+
+
+def _run_one(call: _Call) -> None:
+    try:
+        call.future.set_result(call.function(*call.args))
+    except BaseException as exc:  # handed to the caller, whatever it is
+        call.future.set_exception(exc)
+
+
+def _run_group(function_many: Callable[[list[Any]], Sequence[Any]], calls: list[_Call]) -> None:
+    try:
+        results = _one_result_each(function_many, [call.args[0] for call in calls])
+    except BaseException as exc:  # handed to every caller of the group, whatever it is
+        for call in calls:
+            call.future.set_exception(exc)
+        return
+    for call, result in zip(calls, results, strict=True):
+        call.future.set_result(result)
+
+
+def _one_result_each(
+    function_many: Callable[[list[Any]], Sequence[Any]], items: list[Any]
+) -> list[Any]:
+    """`function_many(items)`, checked to give one result per item."""
+    results = list(function_many(items))
+    if len(results) != len(items):
+        raise RuntimeError(
+            f"{getattr(function_many, '__qualname__', function_many)!r} returned "
+            f"{len(results)} results for {len(items)} items"
+        )
+    return results
 
 
 def scheduler_batch_size() -> int:

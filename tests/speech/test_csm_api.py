@@ -18,13 +18,13 @@ from scheduler_support import hold
 
 from speech.audio.decode import decode_audio
 from speech.audio.formats import SAMPLE_RATE
-from speech.engines.base import EngineState
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm import standard_voices
 from speech.engines.csm.batching import CsmBatch
 from speech.engines.csm.prompt import Segment
 from speech.engines.registry import engine_get
 from tests.support.audio import encoded, noise, tone
+from tests.support.engines import wait_while_loading
 from tests.support.voices import cloned_voice
 from voices.models import Voice
 
@@ -324,17 +324,20 @@ def test_conversation_with_an_engine_that_takes_no_context_is_refused(api):
 # --- readiness --------------------------------------------------------------------------------
 
 
-def test_readyz_lists_csm_ready(live_server_url, csm_engine):
+def test_readyz_lists_csm_ready_with_how_it_runs(live_server_url, csm_engine):
     body = httpx.get(f"{live_server_url}/readyz").json()
-    assert body["engines"]["csm"] == {"state": "ready", "reason": ""}
+    csm = body["engines"]["csm"]
+    assert (csm["state"], csm["reason"]) == ("ready", "")
+    # the device, the precision and the frame step's path (eager: the tests' settings)
+    runtime = csm["runtime"]
+    assert (runtime["device"], runtime["dtype"], runtime["captured"]) == ("cpu", "float32", False)
+    assert set(runtime["steps"]) == {"captured", "eager"}
+    assert runtime["steps"]["eager"] > 0  # the warm-up's steps
 
 
 def test_readyz_lists_csm_unavailable_with_its_reason(live_server_url, settings):
     # given CSM has tried to load from an empty CSM_MODEL
-    engine = engine_get("csm")
-    deadline = time.monotonic() + 30
-    while engine.state is EngineState.LOADING and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_while_loading(engine_get("csm"), 30)
     # when
     body = httpx.get(f"{live_server_url}/readyz").json()
     # then

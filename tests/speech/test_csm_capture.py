@@ -24,6 +24,7 @@ from speech.engines.csm.prompt import PromptBuilder, Segment
 from speech.engines.registry import engine_get, engines_reset
 from speech.engines.scheduler import FrameJob, FrameScheduler
 from speech.health import speech_readiness
+from tests.support.engines import wait_while_loading
 
 SPAN = 512
 SHAPES = (StepShape(1, SPAN), StepShape(4, SPAN))
@@ -196,10 +197,7 @@ def test_the_engine_captures_in_the_background_and_says_so(
 
     def loaded():
         engines_reset()
-        engine = engine_get("csm")
-        deadline = time.monotonic() + 120
-        while engine.state is EngineState.LOADING and time.monotonic() < deadline:
-            time.sleep(0.05)
+        engine = wait_while_loading(engine_get("csm"), 120)
         assert engine.state is EngineState.READY, engine.reason
         return engine
 

@@ -37,6 +37,7 @@ from speech.models_catalog import engine_name_for_model
 from speech.references import VoiceReferences
 from speech.services import speech_plan
 from tests.support.audio import noise, tone
+from tests.support.engines import wait_while_loading
 from tests.support.processes import free_port
 from tests.support.voices import cloned_voice
 from voices.models import Voice, VoiceCodes
@@ -117,12 +118,6 @@ def prompt_length(engine: CsmEngine, call: dict) -> int:
     """Positions of a recorded chunk's prompt: its turns, then its text."""
     builder = engine._builder
     return sum(builder.length(turn) for turn in call["turns"]) + builder.length(call["target"])
-
-
-def wait_loaded(engine) -> None:
-    deadline = time.monotonic() + 60
-    while engine.state is EngineState.LOADING and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 # --- seeds and voices -------------------------------------------------------------------------
@@ -282,7 +277,7 @@ def test_a_standard_voice_is_made_once_and_requests_never_rewrite_it(
     speak(csm_engine, ["Hello again."], alloy, seed=2, max_audio_ms=400)
     engines_reset()
     restarted = engine_get("csm")
-    wait_loaded(restarted)
+    wait_while_loading(restarted)
     restarted_generated = count_calls(monkeypatch, restarted, "generate_reference")
     speak(restarted, ["Hello once more."], alloy, seed=3, max_audio_ms=400)
     # then it is never generated or written again
@@ -408,7 +403,7 @@ def test_an_empty_checkpoint_directory_leaves_csm_unavailable_with_advice(settin
     assert Path(settings.CSM_MODEL).is_dir()
     # when
     engine = engine_get("csm")
-    wait_loaded(engine)
+    wait_while_loading(engine)
     # then
     assert engine.state is EngineState.UNAVAILABLE
     assert "CSM_MODEL" in engine.reason
@@ -435,7 +430,7 @@ def test_a_hub_model_that_is_not_cached_fails_fast_when_the_hub_is_unreachable(
     monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **kwargs: asked.append(repo_id))
     # when
     engine = engine_get("csm")
-    wait_loaded(engine)
+    wait_while_loading(engine)
     # then: the Hub's silence is enough, no question about the model follows, and the reason
     # says what to do
     assert asked == []
@@ -462,7 +457,7 @@ def test_a_failure_to_prepare_the_standard_voices_leaves_csm_ready(
     # when
     engine = engine_get("csm")
     assert failed.wait(timeout=60)
-    wait_loaded(engine)
+    wait_while_loading(engine)
     # then CSM serves anyway (each standard voice is made on first use), and the checkpoint is
     # not blamed
     assert engine.state is EngineState.READY
@@ -574,7 +569,7 @@ def test_auto_means_espeak_while_csm_cannot_load(settings):
     # given CSM cannot load (the tests' empty CSM_MODEL)
     settings.DEFAULT_ENGINE = "auto"
     csm = engine_get("csm")
-    wait_loaded(csm)
+    wait_while_loading(csm)
     assert csm.state is EngineState.UNAVAILABLE
     # then OpenAI's model names mean eSpeak, and csm-1b still means CSM (never a stand-in)
     assert engine_name_for_model("tts-1") == "espeak"

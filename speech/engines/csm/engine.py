@@ -99,6 +99,7 @@ class CsmEngine(Engine):
         self._batch: CsmBatch | None = None
         self.prefixes: PrefixCache | None = None
         self._codec_fingerprint = ""
+        self._decodes_together = False
         # Owns the model: concurrent requests are stepped together, one frame at a time.
         self._scheduler: FrameScheduler | None = None
         self._references: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
@@ -124,6 +125,7 @@ class CsmEngine(Engine):
         self._codec_fingerprint = codec_fingerprint(loaded.model.codec_model)
         self.prefixes = PrefixCache(settings.CSM_PREFIX_CACHE_MB * 2**20)
         self._batch = self._make_batch(loaded)
+        self._decodes_together = loaded.device.type == "cuda"
         self._scheduler = FrameScheduler(
             self._batch,
             max_batch=settings.CSM_MAX_BATCH,
@@ -373,7 +375,14 @@ class CsmEngine(Engine):
     def _decode(self, decoder: StreamingDecoder, pending: list[torch.Tensor]) -> "_Piece":
         assert self._scheduler is not None
         codes = torch.stack(pending)
-        audio = self._scheduler.call(decoder.decode, codes)
+        if self._decodes_together:
+            # On a GPU, streams that emit at the same step decode together (one convolution
+            # stack for all), so decoding does not serialise behind the frames. Their audio
+            # equals each decoded alone within float rounding; the codes are the same.
+            audio = self._scheduler.call_batched(StreamingDecoder.decode_items, (decoder, codes))
+        else:
+            # On a CPU each alone: the same audio to the bit, alone or among others.
+            audio = self._scheduler.call(decoder.decode, codes)
         return _Piece(codes=codes, audio=audio.numpy())
 
     # --- voices and context ---------------------------------------------------------------
