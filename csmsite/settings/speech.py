@@ -69,10 +69,12 @@ if not all(size.isdigit() and int(size) > 0 for size in CSM_CAPTURE_BUCKETS):
         f"CSM_CAPTURE_BUCKETS={','.join(CSM_CAPTURE_BUCKETS)!r} must list row counts, e.g. 1,4,16"
     )
 CSM_CAPTURE_BUCKETS = [int(size) for size in CSM_CAPTURE_BUCKETS]
-# Inductor's cache of compiled code, kept with the model cache so a restart reuses it.
+# Inductor's cache of compiled code, kept with the model cache so a restart reuses it (an
+# explicit TORCHINDUCTOR_CACHE_DIR is the default where set).
 CSM_COMPILE_CACHE_DIR = env_str(
     "CSM_COMPILE_CACHE_DIR",
-    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csm-compile"),
+    os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csm-compile"),
 )
 
 # --- Watermark ------------------------------------------------------------------------------

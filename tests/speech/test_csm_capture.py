@@ -4,6 +4,7 @@ Compiling costs minutes of CPU, so this module compiles two shapes once (1 and 4
 smallest span) and every test uses them; the engine's test reuses inductor's cache.
 """
 
+import os
 import threading
 import time
 
@@ -223,6 +224,8 @@ def test_the_engine_captures_in_the_background_and_says_so(
     assert report["captured"] is True
     assert report["capture"]["captured"] == ["1x512"]
     assert report["steps"]["captured"] == steps > 0
+    # and inductor's cache is the one the setting names (kept across restarts)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == settings.CSM_COMPILE_CACHE_DIR
     assert 'tts_frame_step_captured{engine="csm",shape="1x512"} 1.0' in metrics
     assert f'tts_frame_steps_total{{engine="csm",path="captured"}} {float(steps)}' in metrics
     np.testing.assert_array_equal(audio, plain)

@@ -124,9 +124,7 @@ class StepCapture:
     def _compile_all(self) -> None:
         try:
             if self.plan.cache_dir:
-                # Inductor reads it when it compiles; a directory set by hand wins.
-                os.makedirs(self.plan.cache_dir, exist_ok=True)
-                os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", self.plan.cache_dir)
+                _use_cache_dir(self.plan.cache_dir)
             for shape in self.plan.shapes:
                 self.status.compiling = shape_label(shape)
                 started = time.monotonic()
@@ -160,6 +158,15 @@ class StepCapture:
         self._compiled(views, shape.span)
         if self._state.keys[0].device.type == "cuda":
             torch.cuda.synchronize(self._state.keys[0].device)
+
+
+def _use_cache_dir(directory: str) -> None:
+    """Inductor's and Triton's caches under `directory`. Inductor reads its directory from the
+    environment at each compile (and writes its default there on first use, so this one is
+    set, not defaulted); Triton's is left alone where set by hand."""
+    os.makedirs(directory, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = directory
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(directory, "triton"))
 
 
 def _allow_recompiles(shapes: int) -> None:
