@@ -18,7 +18,7 @@ from transformers import CsmForConditionalGeneration, CsmProcessor
 from speech.engines.base import EngineState, SynthesisParams, VoiceSpec
 from speech.engines.csm import engine as engine_module
 from speech.engines.csm.batching import CsmBatch, span_sizes
-from speech.engines.csm.capture import CapturePlan
+from speech.engines.csm.capture import CapturePlan, capture_plan
 from speech.engines.csm.frame_step import StepShape
 from speech.engines.csm.generation import Sampling, lay_out_codebook_heads
 from speech.engines.csm.prompt import PromptBuilder, Segment
@@ -229,3 +229,23 @@ def test_the_engine_captures_in_the_background_and_says_so(
     assert 'tts_frame_step_captured{engine="csm",shape="1x512"} 1.0' in metrics
     assert f'tts_frame_steps_total{{engine="csm",path="captured"}} {float(steps)}' in metrics
     np.testing.assert_array_equal(audio, plain)
+
+
+def test_the_buckets_asked_for_name_the_buckets_that_hold_them():
+    buckets, spans = [1, 2, 4, 8, 16], [512, 2048]
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    # by default: the ends on a CPU, every bucket on CUDA (small span first, then the whole)
+    cpu_plan = capture_plan(cpu, buckets, spans)
+    assert [(s.rows, s.span) for s in cpu_plan.shapes] == [
+        (1, 512),
+        (16, 512),
+        (1, 2048),
+        (16, 2048),
+    ]
+    assert cpu_plan.mode == "default"
+    cuda_plan = capture_plan(cuda, buckets, spans)
+    assert [s.rows for s in cuda_plan.shapes] == buckets * 2
+    assert cuda_plan.mode == "reduce-overhead"
+    # asked for: 3 rows run in the 4-row bucket, past the largest is the largest
+    asked = capture_plan(cpu, buckets, spans[:1], requested=[3, 4, 1, 40])
+    assert [s.rows for s in asked.shapes] == [1, 4, 16]

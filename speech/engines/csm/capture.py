@@ -48,10 +48,12 @@ def capture_plan(
     requested: list[int] | None = None,
     cache_dir: str = "",
 ) -> CapturePlan:
-    """Every bucket on CUDA; on a CPU the `requested` ones, default one row and the largest.
+    """The `requested` buckets, else every bucket on CUDA and one row and the largest on a CPU.
     Small spans first, and small buckets before large ones, so the common case is ready first."""
     if requested:
-        chosen = [size for size in buckets if size in set(requested)]
+        # Each size asked for names the bucket that holds it (3 rows run in the 4-row bucket).
+        holding = ([b for b in buckets if b >= size] or buckets[-1:] for size in requested)
+        chosen = sorted({min(fits) for fits in holding})
     elif device.type == "cuda":
         chosen = list(buckets)
     else:

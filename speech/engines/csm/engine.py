@@ -194,8 +194,8 @@ class CsmEngine(Engine):
 
     def _warm_up(self) -> None:
         """A few frames, alone and then two at once, before the engine says it is ready:
-        kernels, memory pools and compiled graphs for both kinds of step are made now rather
-        than on the first callers' time."""
+        kernels and memory pools for both bucket sizes are made now rather than on the first
+        callers' time (the captured step compiles afterwards, in the background)."""
         params = SynthesisParams(seed=0, max_audio_ms=int(FIRST_EMIT_FRAMES * 1000 / FRAME_RATE))
 
         def speak() -> None:
