@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -123,12 +123,19 @@ class StepCapture:
             shape = min(fits, key=lambda s: (s.rows, s.span))
             return shape, self._ready[shape]
 
+    def report(self) -> dict[str, object]:
+        """A copy of the status, taken while the compiling thread cannot change it."""
+        with self._lock:
+            return asdict(self.status)
+
     def _compile_all(self) -> None:
         try:
             if self.plan.cache_dir:
                 _use_cache_dir(self.plan.cache_dir)
             for shape in self.plan.shapes:
-                self.status.compiling = shape_label(shape)
+                label = shape_label(shape)
+                with self._lock:
+                    self.status.compiling = label
                 started = time.monotonic()
                 try:
                     self._compile(shape)
@@ -136,16 +143,18 @@ class StepCapture:
                     # Whatever stops one shape (no C compiler, an unsupported operator) stops
                     # them all: the eager step keeps serving, and /readyz says why.
                     logger.exception("compiling the CSM frame step failed; the eager step serves")
-                    self.status.failed = f"{type(exc).__name__}: {exc}"[:500]
+                    with self._lock:
+                        self.status.failed = f"{type(exc).__name__}: {exc}"[:500]
                     return
                 seconds = time.monotonic() - started
-                self.status.compile_seconds[shape_label(shape)] = round(seconds, 1)
                 with self._lock:
                     self._ready[shape] = self._compiled
-                self.status.captured.append(shape_label(shape))
-                logger.info("CSM frame step captured for %s in %.0f s", shape_label(shape), seconds)
+                    self.status.compile_seconds[label] = round(seconds, 1)
+                    self.status.captured.append(label)
+                logger.info("CSM frame step captured for %s in %.0f s", label, seconds)
         finally:
-            self.status.compiling = ""
+            with self._lock:
+                self.status.compiling = ""
             self._done.set()
 
     @torch.inference_mode()

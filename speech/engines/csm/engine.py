@@ -8,7 +8,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -189,7 +188,7 @@ class CsmEngine(Engine):
             "steps": {"captured": batch.steps_captured, "eager": batch.steps_eager},
         }
         if batch.capture is not None:
-            report["capture"] = asdict(batch.capture.status)
+            report["capture"] = batch.capture.report()
         return report
 
     def _warm_up(self) -> None:
