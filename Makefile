@@ -74,10 +74,11 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 
 ## make bench: the benchmarks in benchmarks/, one table each (CSM twice: CSM-1B's depth at a tiny
-## width, where a frame costs framework overhead, the cost that bounds a GPU; then the real size)
+## width in float32, where a frame costs framework overhead, the cost that bounds a GPU; then the
+## real size in the engine's own precision)
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_api.py
-	$(BIN)/python benchmarks/bench_csm.py --size overhead --batches 1,16
+	$(BIN)/python benchmarks/bench_csm.py --size overhead --dtype float32 --batches 1,16
 	$(BIN)/python benchmarks/bench_csm.py
 
 ## make reliability: 50 clients for 60 s against a server and a Celery worker (Postgres and Redis
