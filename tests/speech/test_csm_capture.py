@@ -13,6 +13,7 @@ import pytest
 import torch
 from prometheus_client import REGISTRY, generate_latest
 from torch._dynamo.utils import counters
+from torch._inductor.runtime.cache_dir_utils import cache_dir
 from transformers import CsmForConditionalGeneration, CsmProcessor
 
 from speech.engines.base import EngineState, SynthesisParams, VoiceSpec
@@ -26,6 +27,9 @@ from speech.engines.registry import engine_get, engines_reset
 from speech.engines.scheduler import FrameJob, FrameScheduler
 from speech.health import speech_readiness
 from tests.support.engines import wait_while_loading
+
+# Compiling on two busy cores can outlast the suite's 5 minutes per test.
+pytestmark = pytest.mark.timeout(1800)
 
 SPAN = 512
 SHAPES = (StepShape(1, SPAN), StepShape(4, SPAN))
@@ -190,6 +194,8 @@ def test_the_engine_captures_in_the_background_and_says_so(
     settings.CSM_MODEL = str(tiny_csm_dir)
     settings.CSM_DEVICE, settings.CSM_DTYPE = "cpu", "float32"
     settings.CSM_PREPARE_VOICES = False
+    # The cache the module's shapes were compiled into: the engine's compile reuses them.
+    settings.CSM_COMPILE_CACHE_DIR = cache_dir()
     params = SynthesisParams(seed=5, max_audio_ms=800)
     voice = VoiceSpec(name="plain")
 
