@@ -34,6 +34,7 @@ from ingest.transcribe import FAILED_LOAD_MEMORY_SECONDS, transcriber_reset
 from ingest.transcription import transcription_models, transcription_slots
 from tests.security.hostile_cases import HOSTILE_UPLOADS
 from tests.support.audio import RATE, encoded, spoken
+from tests.support.whisper import whisper_loads_recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -529,14 +530,7 @@ def test_without_whisper_the_answer_is_503_with_the_reason(
 ):
     settings.WHISPER_MODEL = str(tmp_path / "models" / "missing-whisper.pt")
     transcriber_reset()
-    loads: list[str] = []
-    real_load = whisper.load_model
-
-    def counted(name: str, *args, **kwargs):
-        loads.append(name)
-        return real_load(name, *args, **kwargs)
-
-    monkeypatch.setattr(whisper, "load_model", counted)
+    loads = whisper_loads_recorded(monkeypatch)
 
     response = post(client, alice_key, file=wav(speech))
 

@@ -32,6 +32,7 @@ from ingest.transcribe import (
 )
 from speech.engines.base import SynthesisParams, VoiceSpec
 from speech.engines.registry import engine_get
+from tests.support.whisper import whisper_loads_recorded
 
 ESPEAK_RATE = 22050
 RATE = 24000
@@ -51,20 +52,6 @@ def speech_22k() -> np.ndarray:
 def speech(speech_22k) -> np.ndarray:
     """A few seconds of speech at 24 kHz, the rate the ingest pipeline works at."""
     return resample_poly(speech_22k, 160, 147).astype(np.float32)
-
-
-@pytest.fixture
-def load_calls(monkeypatch) -> list[str]:
-    """The names whisper.load_model is called with (the real loader still runs)."""
-    calls: list[str] = []
-    real = whisper.load_model
-
-    def spy(name: str, *args, **kwargs):
-        calls.append(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(whisper, "load_model", spy)
-    return calls
 
 
 def assert_well_formed(transcript: Transcript, duration: float) -> None:
@@ -224,15 +211,7 @@ def test_a_caller_that_cannot_wait_is_told_the_model_is_loading(whisper_model, m
     """The model loads once, on a thread of its own: a caller with a bound on its wait learns
     that it is loading (and when to ask again), a patient one gets the same load's model."""
     may_finish = threading.Event()
-    calls: list[str] = []
-    real = whisper.load_model
-
-    def slow(name: str, *args, **kwargs):
-        calls.append(name)
-        may_finish.wait(timeout=60)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(whisper, "load_model", slow)
+    calls = whisper_loads_recorded(monkeypatch, lambda: may_finish.wait(timeout=60))
     try:
         with pytest.raises(TranscriptionUnavailable) as caught:
             with whisper_in_use(wait=0.05):
@@ -270,15 +249,7 @@ def test_a_load_that_is_no_longer_wanted_is_forgotten(whisper_model, monkeypatch
     """A reset while a model loads (tests; a changed WHISPER_MODEL does the same): the load
     finishes on its own, and the next caller loads again rather than use it, once."""
     may_finish = threading.Event()
-    calls: list[str] = []
-    real = whisper.load_model
-
-    def slow(name: str, *args, **kwargs):
-        calls.append(name)
-        may_finish.wait(timeout=60)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(whisper, "load_model", slow)
+    calls = whisper_loads_recorded(monkeypatch, lambda: may_finish.wait(timeout=60))
     with pytest.raises(TranscriptionUnavailable):
         with whisper_in_use(wait=0.05):
             pass

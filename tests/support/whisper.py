@@ -1,7 +1,7 @@
 """Tiny random Whisper checkpoints, built offline, and WHISPER_MODEL pointed at one (fixtures
 registered by tests/conftest.py)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from unittest.mock import patch
@@ -87,3 +87,29 @@ def short_whisper(tmp_path_factory) -> dict[str, Path]:
             "en": build_tiny_whisper(folder / "en.pt"),
             "multilingual": build_tiny_whisper(folder / "multilingual.pt", multilingual=True),
         }
+
+
+def whisper_loads_recorded(
+    monkeypatch: pytest.MonkeyPatch, before_load: Callable[[], object] | None = None
+) -> list[str]:
+    """The names `whisper.load_model` is called with from now on (the real loader still runs,
+    after `before_load` where one is given: a test that holds a load back)."""
+    import whisper
+
+    calls: list[str] = []
+    real = whisper.load_model
+
+    def recording(name: str, *args, **kwargs):
+        calls.append(name)
+        if before_load is not None:
+            before_load()
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(whisper, "load_model", recording)
+    return calls
+
+
+@pytest.fixture
+def load_calls(monkeypatch) -> list[str]:
+    """The names whisper.load_model is called with (the real loader still runs)."""
+    return whisper_loads_recorded(monkeypatch)
