@@ -22,9 +22,11 @@ LONG_TEXT = " ".join(f"This is sentence number {n} of a long reading." for n in 
 
 
 def new_connections_refused(url: str) -> bool:
+    """True when a new connection gets no answer: refused outright, or (when it reached the
+    kernel's backlog just before the listening socket closed) reset or closed unanswered."""
     try:
         httpx.get(f"{url}/healthz", timeout=5)
-    except httpx.ConnectError:
+    except (httpx.NetworkError, httpx.RemoteProtocolError):
         return True
     return False
 
