@@ -170,14 +170,7 @@ class FrameScheduler:
         """Run `function(*args)` on the model thread, between two frame steps; its result."""
         if threading.current_thread() is self._thread:
             return function(*args)
-        future: Future[T] = Future()
-        with self._cond:
-            if self._closed:
-                raise EngineError("the engine was stopped; retry shortly.", retryable=True)
-            self._calls.append(_Call(function, args, future))
-            self._start()
-            self._cond.notify()
-        return future.result()
+        return self._queue(_Call(function, args, Future()))
 
     def call_batched(self, function_many: Callable[[list[Any]], Sequence[T]], item: Any) -> T:
         """Run `function_many` on the model thread, between two frame steps, over `item` and
@@ -188,14 +181,17 @@ class FrameScheduler:
         """
         if threading.current_thread() is self._thread:
             return _one_result_each(function_many, [item])[0]
-        future: Future[T] = Future()
+        return self._queue(_Call(function_many, (item,), Future(), batched=True))
+
+    def _queue(self, call: "_Call") -> Any:
+        """Queue `call` for the model thread and wait for its result."""
         with self._cond:
             if self._closed:
                 raise EngineError("the engine was stopped; retry shortly.", retryable=True)
-            self._calls.append(_Call(function_many, (item,), future, batched=True))
+            self._calls.append(call)
             self._start()
             self._cond.notify()
-        return future.result()
+        return call.future.result()
 
     @property
     def batch_size(self) -> int:
