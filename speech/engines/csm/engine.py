@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from django.conf import settings
+from transformers import CsmForConditionalGeneration
 
 from speech.audio.decode import AudioDecodeError, decode_audio
 from speech.audio.formats import SAMPLE_RATE
@@ -25,7 +26,7 @@ from speech.engines.base import (
     VoiceSpec,
 )
 from speech.engines.csm.batching import CsmBatch, PrefixCache, bucket_sizes, span_sizes
-from speech.engines.csm.capture import capture_plan
+from speech.engines.csm.capture import capture_plan, shape_label
 from speech.engines.csm.codec import (
     StreamingDecoder,
     codec_fingerprint,
@@ -145,28 +146,26 @@ class CsmEngine(Engine):
         """The running batch, with its frame step captured where it can be (one log line says
         which path runs)."""
         assert self._builder is not None
-        dtype = loaded.model.lm_head.weight.dtype
-        where = f"{loaded.device} in {str(dtype).removeprefix('torch.')}"
+        where = f"{loaded.device} in {_dtype_name(loaded.model)}"
+        plan = None
         if not settings.CSM_CAPTURE or settings.CSM_DEVICE_MAP:
             why = "CSM_CAPTURE is off" if not settings.CSM_CAPTURE else "a device map spreads it"
             logger.info("CSM frame step: eager on %s (%s)", where, why)
-            return CsmBatch(
-                loaded.model, self._builder, self.prefixes, max_rows=settings.CSM_MAX_BATCH
+        else:
+            plan = capture_plan(
+                loaded.device,
+                bucket_sizes(settings.CSM_MAX_BATCH),
+                span_sizes(self._builder.max_positions),
+                requested=settings.CSM_CAPTURE_BUCKETS,
+                cache_dir=settings.CSM_COMPILE_CACHE_DIR,
             )
-        plan = capture_plan(
-            loaded.device,
-            bucket_sizes(settings.CSM_MAX_BATCH),
-            span_sizes(self._builder.max_positions),
-            requested=settings.CSM_CAPTURE_BUCKETS,
-            cache_dir=settings.CSM_COMPILE_CACHE_DIR,
-        )
-        logger.info(
-            "CSM frame step: captured on %s (%s; compiling %s in the background, "
-            "the eager step serves meanwhile)",
-            where,
-            plan.mode,
-            ", ".join(f"{shape.rows}x{shape.span}" for shape in plan.shapes),
-        )
+            logger.info(
+                "CSM frame step: captured on %s (%s; compiling %s in the background, "
+                "the eager step serves meanwhile)",
+                where,
+                plan.mode,
+                ", ".join(shape_label(shape) for shape in plan.shapes),
+            )
         return CsmBatch(
             loaded.model,
             self._builder,
@@ -183,7 +182,7 @@ class CsmEngine(Engine):
         batch = self._batch
         report: dict[str, Any] = {
             "device": str(self._loaded.device),
-            "dtype": str(self._loaded.model.lm_head.weight.dtype).removeprefix("torch."),
+            "dtype": _dtype_name(self._loaded.model),
             "captured": batch.capture is not None,
             "steps": {"captured": batch.steps_captured, "eager": batch.steps_eager},
         }
@@ -465,6 +464,11 @@ class CsmEngine(Engine):
         assert self._loaded is not None and self._scheduler is not None
         codec = self._loaded.model.codec_model
         return self._scheduler.call(encode_audio, codec, torch.from_numpy(samples)).cpu()
+
+
+def _dtype_name(model: CsmForConditionalGeneration) -> str:
+    """The frame step's precision as /readyz and the log name it ("bfloat16", "float32")."""
+    return str(model.lm_head.weight.dtype).removeprefix("torch.")
 
 
 def _to_stored(codes: torch.Tensor) -> StoredCodes:
