@@ -253,7 +253,7 @@ class Server:
         self.batch = CsmBatch(model, builder, prefixes, max_rows=max_rows, capture=capture)
         # No more rows than the batch has slots; the rest wait.
         self.scheduler = FrameScheduler(self.batch, max_batch=max_rows, max_queue=64)
-        self.sampling = Sampling(schedule.temperature, schedule.topk, self.batch.codebook_limit)
+        self.sampling = Sampling(schedule.temperature, schedule.topk)
 
     def request(
         self, prompt: list[Segment], frames: int, seed: int, started: float, audio: bool

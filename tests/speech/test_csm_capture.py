@@ -33,7 +33,7 @@ pytestmark = pytest.mark.timeout(1800)
 
 SPAN = 512
 SHAPES = (StepShape(1, SPAN), StepShape(4, SPAN))
-SAMPLINGS = [Sampling(0.9, 50, 2048), Sampling(0.7, 5, 2048), Sampling(1.3, 100, 2048)]
+SAMPLINGS = [Sampling(0.9, 50), Sampling(0.7, 5), Sampling(1.3, 100)]
 
 
 @pytest.fixture(scope="module")

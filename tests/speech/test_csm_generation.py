@@ -90,7 +90,7 @@ def generate_greedy_codes(model, count: int, **inputs) -> torch.Tensor:
         model.depth_decoder.generation_config = saved
 
 
-GREEDY = Sampling(temperature=1.0, topk=1, codebook_limit=2048)
+GREEDY = Sampling(temperature=1.0, topk=1)
 
 
 # --- the frame step ---------------------------------------------------------------------------
@@ -131,8 +131,8 @@ def test_with_context_audio_the_frame_step_still_matches_generate(model, process
 def test_no_code_at_or_above_the_codebook_size_is_ever_drawn(model, batch):
     # given a hot sampling with the widest top-k, over a model whose every head favours the ids
     # the codec cannot decode (2048 and up)
-    assert batch.codebook_limit == 2048 < model.config.vocab_size
-    hot = Sampling(temperature=2.0, topk=100, codebook_limit=batch.codebook_limit)
+    assert batch.frame_step.codebook_limit == 2048 < model.config.vocab_size
+    hot = Sampling(temperature=2.0, topk=100)
     heads = [model.lm_head.weight, model.depth_decoder.codebooks_head.weight]
     saved = [head.detach().clone() for head in heads]
     with torch.no_grad():
@@ -159,7 +159,7 @@ def test_a_frame_of_end_of_audio_ids_ends_the_request(batch, monkeypatch):
         return torch.full((first.shape[0], step.num_codebooks), step.eos_id)
 
     monkeypatch.setattr(step, "_depth", eos_depth)
-    job = FrameJob([Segment(0, SENTENCE)], Sampling(0.9, 50, 2048), 0, 10)
+    job = FrameJob([Segment(0, SENTENCE)], Sampling(0.9, 50), 0, 10)
     batch.join(batch.prefill(job))
     # when
     _, ended = batch.step([job])
@@ -216,7 +216,7 @@ def test_the_engine_streams_exactly_the_whole_clip_decode_of_the_codes_it_draws(
     )
     streamed = np.concatenate(audio)
     # then the same prompt and seed drawn independently give the same 25 frames
-    sampling = Sampling(DEFAULT_TEMPERATURE, DEFAULT_TOPK, batch.codebook_limit)
+    sampling = Sampling(DEFAULT_TEMPERATURE, DEFAULT_TOPK)
     expected = run_frames(batch, [Segment(0, SENTENCE)], sampling, 25, seed=11)
     assert [piece.shape[0] for piece in decoded] == [3, 12, 10]
     assert torch.equal(torch.cat(decoded), expected[0])
@@ -490,11 +490,11 @@ def seeded(prompt: list[Segment], seed: int, sampling: Sampling, limit: int = 10
 def test_the_scheduler_alone_draws_what_the_batch_alone_draws(model, builder, batch):
     # given 12 frames of a prompt drawn by the batch directly
     target = Segment(0, SENTENCE)
-    expected = run_frames(batch, [target], Sampling(0.8, 40, 2048), 12, seed=1234)
+    expected = run_frames(batch, [target], Sampling(0.8, 40), 12, seed=1234)
     scheduler = FrameScheduler(CsmBatch(model, builder, None, max_rows=4), max_batch=4, max_queue=0)
     # when the scheduler runs the same prompt alone, with the same seed and settings
     with scheduler.session("alice") as session:
-        stream = session.submit([target], Sampling(0.8, 40, 2048), 1234, 12)
+        stream = session.submit([target], Sampling(0.8, 40), 1234, 12)
         codes = torch.stack(list(stream)).unsqueeze(0)
     scheduler.close()
     # then every code of every frame is the same
@@ -511,7 +511,7 @@ def test_sixteen_requests_joining_and_leaving_draw_what_each_draws_alone(model, 
         else [Segment(1, "Before.", random_codes(5 + n)), Segment(0, "And after, this.")]
         for n in range(16)
     ]
-    samplings = [Sampling(0.6 + 0.05 * n, 1 + 6 * n, 2048) for n in range(16)]
+    samplings = [Sampling(0.6 + 0.05 * n, 1 + 6 * n) for n in range(16)]
     jobs = [seeded(prompt, 100 + n, samplings[n], limit=10) for n, prompt in enumerate(prompts)]
     alone = [solo_codes(batch, job, 10) for job in jobs]
     assert len({tuple(codes[0].tolist()) for codes in alone}) == 16  # they do differ
@@ -543,7 +543,7 @@ def test_a_cached_voice_prefix_gives_what_a_full_prefill_gives(model, builder):
     # given a prompt that starts with a voice reference of 40 frames
     reference = Segment(1, "The voice to copy.", random_codes(40), pinned=True, prefix_key="v")
     prompt = [reference, Segment(1, SENTENCE)]
-    greedy = Sampling(1.0, 1, 2048)
+    greedy = Sampling(1.0, 1)
     plain = CsmBatch(model, builder, None, max_rows=1)
     expected = plain.prefill(seeded(prompt, 0, greedy))
     cached = CsmBatch(model, builder, PrefixCache(64 * 2**20), max_rows=1)

@@ -27,7 +27,7 @@ from transformers import CsmForConditionalGeneration, DynamicCache
 
 from speech.engines.csm.capture import CapturePlan, StepCapture
 from speech.engines.csm.frame_step import FrameStep, SlotState, StepShape
-from speech.engines.csm.generation import FrameGenerator, Sampling
+from speech.engines.csm.generation import Sampling, prefill
 from speech.engines.csm.prompt import PromptBuilder, Segment
 from speech.engines.scheduler import FrameJob
 
@@ -137,10 +137,7 @@ class CsmBatch:
         self.model = model
         self.builder = builder
         self.prefixes = prefixes
-        self._frames = FrameGenerator(model)
         self.frame_step = FrameStep(model)
-        self.eos_id = self.frame_step.eos_id
-        self.codebook_limit = self.frame_step.codebook_limit
         self.window = builder.max_positions
         self.buckets = bucket_sizes(max_rows)
         self.spans = span_sizes(self.window)
@@ -167,7 +164,7 @@ class CsmBatch:
         segments: list[Segment] = job.prompt
         head = segments[0]
         if self.prefixes is None or head.prefix_key is None or len(segments) < 2:
-            state = self._frames.prefill(self.builder.embed(segments))
+            state = prefill(self.model, self.builder.embed(segments))
             key_values, last_hidden, length = (
                 _key_values(state.cache),
                 state.last_hidden,
@@ -176,7 +173,7 @@ class CsmBatch:
         else:
             prefix = self.prefixes.get(head.prefix_key)
             if prefix is None:
-                prefix = _key_values(self._frames.prefill(self.builder.embed([head])).cache)
+                prefix = _key_values(prefill(self.model, self.builder.embed([head])).cache)
                 self.prefixes.put(head.prefix_key, prefix)
             cache = _cache_holding(self.model, prefix)
             rest = self.builder.embed(segments[1:])

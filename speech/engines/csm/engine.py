@@ -295,7 +295,6 @@ class CsmEngine(Engine):
             sampling = Sampling(
                 temperature=params.temperature or DEFAULT_TEMPERATURE,
                 topk=params.topk or DEFAULT_TOPK,
-                codebook_limit=self._batch.codebook_limit,
             )
             frames_left = math.ceil((params.max_audio_ms or 90_000) / 1000 * FRAME_RATE)
             frames_made = 0

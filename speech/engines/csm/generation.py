@@ -1,4 +1,5 @@
-"""CSM's frame loop, driven over the model's own modules: its constants and the prompt's prefill.
+"""CSM's frame loop, driven over the model's own modules: sampling settings and the prompt's
+prefill.
 
 One frame = the backbone predicts codebook 0 from everything so far, then the depth decoder
 predicts codebooks 1..K-1 one after the other from the backbone's last hidden state. Keeping
@@ -19,8 +20,6 @@ class Sampling:
 
     temperature: float
     topk: int
-    # Ids from this one up cannot be decoded by the codec (padding and special ids): never drawn.
-    codebook_limit: int
 
 
 def lay_out_codebook_heads(model: CsmForConditionalGeneration) -> None:
@@ -47,23 +46,12 @@ class FrameState:
     positions: int
 
 
-class FrameGenerator:
-    """The model's frame constants, and the prefill of one prompt (frames are made for a whole
-    batch at once: `speech.engines.csm.batching.CsmBatch.step`)."""
-
-    def __init__(self, model: CsmForConditionalGeneration) -> None:
-        self.model = model
-        config = model.config
-        self.num_codebooks = int(config.num_codebooks)
-        eos = config.codebook_eos_token_id
-        self.eos_id = int(eos if isinstance(eos, int) else eos[0])
-        self.codebook_limit = int(config.codec_config.codebook_size)
-
-    @torch.inference_mode()
-    def prefill(self, embeds: torch.Tensor) -> FrameState:
-        """Run the prompt `embeds` (batch, positions, hidden) through the backbone."""
-        cache = DynamicCache(config=self.model.backbone_model.config)
-        out = self.model.backbone_model(inputs_embeds=embeds, cache=cache, use_cache=True)
-        return FrameState(
-            cache=cache, last_hidden=out.last_hidden_state[:, -1], positions=embeds.shape[1]
-        )
+@torch.inference_mode()
+def prefill(model: CsmForConditionalGeneration, embeds: torch.Tensor) -> FrameState:
+    """Run the prompt `embeds` (batch, positions, hidden) through the backbone (frames are then
+    made for a whole batch at once: `speech.engines.csm.batching.CsmBatch.step`)."""
+    cache = DynamicCache(config=model.backbone_model.config)
+    out = model.backbone_model(inputs_embeds=embeds, cache=cache, use_cache=True)
+    return FrameState(
+        cache=cache, last_hidden=out.last_hidden_state[:, -1], positions=embeds.shape[1]
+    )
