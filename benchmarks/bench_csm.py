@@ -491,12 +491,10 @@ def measure_captured(
     """The captured server's rows, its shapes compiled first (see the module docstring)."""
     device = model.lm_head.weight.device
     max_rows = max(args.captured_batches)
-    buckets = bucket_sizes(max_rows)
-    # The bucket each captured batch runs in, at the smallest span: every row here holds a
-    # sentence and its frames, far fewer columns than that span.
-    wanted = [min(size for size in buckets if size >= n) for n in args.captured_batches]
+    # The bucket each captured batch runs in (the plan rounds each size up to one), at the
+    # smallest span: every row here holds a sentence and its frames, far fewer columns.
     spans = span_sizes(builder.max_positions)[:1]
-    plan = capture_plan(device, buckets, spans, requested=wanted)
+    plan = capture_plan(device, bucket_sizes(max_rows), spans, requested=args.captured_batches)
     server = Server(model, builder, schedule, None, max_rows, plan)
     assert server.batch.capture is not None
     seconds = compile_steps(server.batch.capture)
